@@ -1,0 +1,32 @@
+"""KFP component ``split_dataset``: a DTD dataset into N part files (distml.data.split)."""
+
+from typing import List  # noqa: UP035 - KFP's type parser wants typing.List
+
+from distml.components.image import COMPONENT_IMAGE
+from kfp import dsl
+
+
+@dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
+def split_dataset(
+    dataset: dsl.Input[dsl.Dataset],
+    parts: dsl.Output[dsl.Dataset],
+    num_parts: int = 2,
+) -> List[str]:  # noqa: UP006
+    """Split the DTD dataset of a load_data folder into num_parts part files.
+
+    Returns the part file names, in order: feed them to dsl.ParallelFor. Parts refer to the
+    images of the input dataset by relative paths, so a task reading a part also takes the
+    dataset artifact as input (KFP places artifacts of one run side by side).
+    """
+    from pathlib import Path
+
+    from distml.data.dtd import read_dataset
+    from distml.data.sources import read_info
+    from distml.data.split import split_dataset as split
+    from distml.data.split import write_parts
+
+    info = read_info(dataset.path)
+    source = read_dataset(Path(dataset.path) / info.file)
+    infos = write_parts(source, split(source, num_parts), parts.path)
+    parts.metadata.update({"parts": num_parts, "images": len(source.images)})
+    return [part.file for part in infos]

@@ -1,0 +1,1 @@
+"""KFP pipelines that wire the components of distml.components."""

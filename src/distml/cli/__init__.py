@@ -1,0 +1,43 @@
+"""The `distml` command line: one subcommand group per stage of the path.
+
+Exit codes: 0 success, 1 bad input or environment (one line on stderr naming the file,
+the field and what to do), 2 usage errors (click's own). ``--debug`` shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from distml import __version__
+from distml.errors import DistmlError
+
+
+class _Main(click.Group):
+    """Turns DistmlError into one actionable line and exit 1, unless --debug."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except DistmlError as err:
+            if ctx.params.get("debug"):
+                raise
+            click.echo(f"error: {err}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=_Main)
+@click.version_option(__version__, prog_name="distml")
+@click.option("--debug", is_flag=True, help="Show the full traceback of errors.")
+def main(debug: bool) -> None:
+    """kfp-distml: datasets, distributed training, per-shard inference and serving on Kubeflow."""
+
+
+def _register() -> None:
+    from distml.cli.data import data
+
+    main.add_command(data)
+
+
+_register()

@@ -1,0 +1,1 @@
+"""Datasets: the DeepHealth Toolkit Dataset format, the split engine, sources and synthetic data."""

@@ -1,0 +1,335 @@
+"""``load_data``: turn a dataset source into a self-contained folder (a pipeline artifact).
+
+Sources: ``dtd:PATH``, ``npz:PATH``, ``sklearn:digits``, ``synthetic:lesions``,
+``synthetic:digits``, and ``keras:mnist``, ``keras:fashion_mnist``, ``keras:imdb`` (these
+download; offline they fail at once, naming a local alternative).
+
+The folder always holds ``metadata.json`` (what is inside, see ArtifactInfo) and either a
+DTD dataset (``dataset.yml`` and its image files) or ``data.npz`` with the arrays
+``x_train``, ``y_train``, ``x_test``, ``y_test`` (Keras's layout). It is built in a
+staging folder and renamed into place, so a failed load leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+
+from distml.data.dtd import Dataset, Image, read_dataset, write_dataset
+from distml.data.split import part_sizes
+from distml.data.synth import DATASET_FILE, synth_digits, synth_lesions
+from distml.errors import DatasetError
+
+METADATA_FILE = "metadata.json"
+ARRAYS_FILE = "data.npz"
+SOURCES = (
+    "dtd:PATH",
+    "npz:PATH",
+    "sklearn:digits",
+    "synthetic:lesions",
+    "synthetic:digits",
+    "keras:mnist",
+    "keras:fashion_mnist",
+    "keras:imdb",
+)
+#: Where Keras downloads its datasets from; overridable so tests can simulate being offline.
+KERAS_ORIGIN_ENV = "DISTML_KERAS_ORIGIN"
+_KERAS_ORIGIN = "https://storage.googleapis.com"
+_KERAS_CACHE = {"mnist": "mnist.npz", "fashion_mnist": "fashion-mnist", "imdb": "imdb.npz"}
+_IMDB_WORDS, _IMDB_LENGTH = 10_000, 200
+
+
+@dataclass
+class ArtifactInfo:
+    """The content of ``metadata.json``: what a loaded-data folder holds."""
+
+    format: str  # "dtd" or "npz"
+    file: str  # dataset.yml or data.npz, relative to the folder
+    source: str
+    name: str
+    task: str  # "classification" or "segmentation"
+    classes: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def load_data(
+    source: str,
+    out_dir: str | os.PathLike[str],
+    *,
+    images: int = 100,
+    size: int = 64,
+    seed: int = 0,
+    copy_files: bool = True,
+) -> ArtifactInfo:
+    """Load ``source`` into ``out_dir`` (created; must be absent or empty).
+
+    ``images``, ``size`` and ``seed`` shape the synthetic sources. ``copy_files=False``
+    keeps a DTD's images where they are (a shared PVC) and writes absolute paths.
+    """
+    scheme, _, rest = source.partition(":")
+    out = Path(out_dir)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise DatasetError("output folder is not empty", where=str(out), hint="Choose a new or empty folder.")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        if scheme == "dtd" and rest:
+            info = _load_dtd(Path(rest), staging, copy_files=copy_files)
+        elif scheme == "npz" and rest:
+            info = _save_arrays(_read_npz(Path(rest)), staging, source=source, name=Path(rest).stem)
+        elif source == "sklearn:digits":
+            info = _save_arrays(_digits_arrays(seed), staging, source=source, name="sklearn-digits")
+        elif source == "synthetic:lesions":
+            synth_lesions(staging, images=images, size=size, seed=seed)
+            info = _dtd_info(read_dataset(staging / DATASET_FILE), source)
+        elif source == "synthetic:digits":
+            synth_digits(staging, images=None if images >= 1797 else images, seed=seed)
+            info = _dtd_info(read_dataset(staging / DATASET_FILE), source)
+        elif scheme == "keras" and rest in _KERAS_CACHE:
+            info = _save_arrays(_keras_arrays(rest), staging, source=source, name=rest)
+        else:
+            raise DatasetError(
+                f"unknown data source {source!r}", hint=f"Use one of: {', '.join(SOURCES)}."
+            )
+        (staging / METADATA_FILE).write_text(json.dumps(asdict(info), indent=2) + "\n", encoding="utf-8")
+        if out.exists():
+            out.rmdir()
+        os.replace(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return info
+
+
+def read_info(folder: str | os.PathLike[str]) -> ArtifactInfo:
+    """Read ``metadata.json`` of a folder written by load_data."""
+    path = Path(folder) / METADATA_FILE
+    try:
+        return ArtifactInfo(**json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        raise DatasetError(
+            "not a loaded-data folder (no metadata.json)",
+            where=str(folder),
+            hint="Create it with `distml data load SOURCE --out DIR` or the load_data component.",
+        ) from None
+
+
+def load_arrays(folder: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """The arrays of an npz data folder (``x_train``, ``y_train``, ``x_test``, ``y_test``)."""
+    info = read_info(folder)
+    if info.format != "npz":
+        raise DatasetError(
+            f"holds a {info.format} dataset, not arrays", where=str(folder), hint="Use an npz, sklearn or keras source."
+        )
+    with np.load(Path(folder) / info.file) as data:
+        return {key: data[key] for key in data.files}
+
+
+def _dtd_info(dataset: Dataset, source: str) -> ArtifactInfo:
+    return ArtifactInfo(
+        format="dtd",
+        file=DATASET_FILE,
+        source=source,
+        name=dataset.name,
+        task="segmentation" if dataset.is_segmentation else "classification",
+        classes=list(dataset.classes),
+        counts={"images": len(dataset.images), **dataset.split_sizes()},
+    )
+
+
+def _load_dtd(path: Path, staging: Path, *, copy_files: bool) -> ArtifactInfo:
+    dataset = read_dataset(path)
+    source = f"dtd:{path}"
+    if not copy_files:
+        dataset.images = [_absolute(image, dataset) for image in dataset.images]
+        dataset.root = staging
+        write_dataset(dataset, staging / DATASET_FILE)
+        return _dtd_info(dataset, source)
+    copied: dict[str, str] = {}
+
+    def copy(location: str) -> str:
+        if location not in copied:
+            src = dataset.resolve(location)
+            relative = Path(location)
+            inside = not relative.is_absolute() and ".." not in relative.parts
+            target = relative if inside else Path("external") / f"{len(copied):06d}_{src.name}"
+            try:
+                (staging / target).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, staging / target)
+            except FileNotFoundError:
+                raise DatasetError(
+                    f"image file {location} does not exist",
+                    where=str(path),
+                    hint=f"Paths are relative to {path.parent}; fix the path or restore the file.",
+                ) from None
+            copied[location] = target.as_posix()
+        return copied[location]
+
+    seg = dataset.is_segmentation
+    dataset.images = [
+        Image(copy(image.location), _map_paths(image.label, copy) if seg else image.label, image.values)
+        for image in dataset.images
+    ]
+    dataset.root = staging
+    write_dataset(dataset, staging / DATASET_FILE)
+    return _dtd_info(dataset, source)
+
+
+def _map_paths(label, fn):
+    if isinstance(label, str):
+        return fn(label)
+    if isinstance(label, list):
+        return [fn(x) if isinstance(x, str) else x for x in label]
+    return label
+
+
+def _absolute(image: Image, dataset: Dataset) -> Image:
+    def absolute(location: str) -> str:
+        return str(dataset.resolve(location).resolve())
+
+    label = _map_paths(image.label, absolute) if dataset.is_segmentation else image.label
+    return Image(absolute(image.location), label, image.values)
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except FileNotFoundError:
+        raise DatasetError("file not found", where=str(path)) from None
+    except (ValueError, OSError) as err:
+        raise DatasetError(f"not a readable .npz archive ({err})", where=str(path)) from None
+    if {"x", "y"} <= arrays.keys() and "x_train" not in arrays:
+        raise DatasetError(
+            "has x and y but no train/test split",
+            where=str(path),
+            hint="Save x_train, y_train, x_test, y_test (Keras's layout).",
+        )
+    missing = [key for key in ("x_train", "y_train", "x_test", "y_test") if key not in arrays]
+    if missing:
+        raise DatasetError(
+            f"missing array(s) {', '.join(missing)} (found {', '.join(arrays) or 'none'})",
+            where=str(path),
+            hint="Save x_train, y_train, x_test, y_test (Keras's layout).",
+        )
+    for part in ("train", "test"):
+        if len(arrays[f"x_{part}"]) != len(arrays[f"y_{part}"]):
+            raise DatasetError(f"x_{part} and y_{part} have different lengths", where=str(path))
+    return arrays
+
+
+def _save_arrays(arrays: dict[str, np.ndarray], staging: Path, *, source: str, name: str) -> ArtifactInfo:
+    np.savez(staging / ARRAYS_FILE, **arrays)
+    classes = sorted({int(y) for y in np.unique(arrays["y_train"])}) if arrays["y_train"].ndim == 1 else []
+    return ArtifactInfo(
+        format="npz",
+        file=ARRAYS_FILE,
+        source=source,
+        name=name,
+        task="classification",
+        classes=[str(c) for c in classes],
+        counts={"train": len(arrays["x_train"]), "test": len(arrays["x_test"])},
+    )
+
+
+def _digits_arrays(seed: int) -> dict[str, np.ndarray]:
+    """Digits as 8x8x1 floats in [0, 1], a stratified 80/20 train/test split."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    x = (digits.images / 16.0).astype(np.float32)[..., np.newaxis]
+    y = digits.target.astype(np.int64)
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.2, random_state=seed, stratify=y)
+    return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+
+
+def _keras_arrays(name: str) -> dict[str, np.ndarray]:
+    """A Keras dataset: from Keras's cache, else downloaded, else a clear offline error."""
+    cache = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets" / _KERAS_CACHE[name]
+    if not cache.exists():
+        _require_network(name)
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    try:
+        from tf_keras import datasets
+    except ImportError:
+        raise DatasetError(
+            f"keras:{name} needs TensorFlow", hint="Install the tf extra: pip install 'kfp-distml[tf]'."
+        ) from None
+    if name == "imdb":
+        (x_train, y_train), (x_test, y_test) = datasets.imdb.load_data(num_words=_IMDB_WORDS)
+        return {
+            "x_train": _pad(x_train),
+            "y_train": y_train.astype(np.int64),
+            "x_test": _pad(x_test),
+            "y_test": y_test.astype(np.int64),
+        }
+    module = datasets.mnist if name == "mnist" else datasets.fashion_mnist
+    (x_train, y_train), (x_test, y_test) = module.load_data()
+    return {
+        "x_train": (x_train / 255.0).astype(np.float32)[..., np.newaxis],
+        "y_train": y_train.astype(np.int64),
+        "x_test": (x_test / 255.0).astype(np.float32)[..., np.newaxis],
+        "y_test": y_test.astype(np.int64),
+    }
+
+
+def _pad(sequences) -> np.ndarray:
+    """IMDB reviews as word indices, cut or zero-padded at the front to a fixed length."""
+    out = np.zeros((len(sequences), _IMDB_LENGTH), dtype=np.int32)
+    for i, sequence in enumerate(sequences):
+        tail = sequence[-_IMDB_LENGTH:]
+        out[i, _IMDB_LENGTH - len(tail) :] = tail
+    return out
+
+
+def _require_network(name: str) -> None:
+    """Fail in seconds, not at a hung download, when the Keras origin cannot be reached."""
+    origin = urlparse(os.environ.get(KERAS_ORIGIN_ENV, _KERAS_ORIGIN))
+    port = origin.port or (443 if origin.scheme == "https" else 80)
+    try:
+        with socket.create_connection((origin.hostname, port), timeout=3):
+            return
+    except OSError as err:
+        raise DatasetError(
+            f"keras:{name} must be downloaded from {origin.hostname} and it cannot be reached ({err})",
+            hint="Offline, use sklearn:digits, synthetic:lesions, or npz:PATH with a local copy of the data.",
+        ) from None
+
+
+def shard_arrays(folder: str | os.PathLike[str], shards: int, out_dir: str | os.PathLike[str]) -> list[Path]:
+    """Split an npz data folder into per-worker shard files (the "copier" step).
+
+    The training rows are cut by DeepHealth's rule (floor(n/N) each, the rest on the last
+    shard); the test rows, used for evaluation, go whole into every shard. Files:
+    ``shard-000-of-004.npz``... Written to a staging folder first: all or nothing.
+    """
+    arrays = load_arrays(folder)
+    sizes = part_sizes(len(arrays["x_train"]), shards)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".shards-", dir=out))
+    try:
+        paths = []
+        start = 0
+        for s, size in enumerate(sizes):
+            shard = {
+                key: (value[start : start + size] if key.endswith("_train") else value)
+                for key, value in arrays.items()
+            }
+            start += size
+            filename = f"shard-{s:03d}-of-{shards:03d}.npz"
+            np.savez(staging / filename, **shard)
+            paths.append(out / filename)
+        for path in paths:
+            os.replace(staging / path.name, path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return paths

@@ -1,0 +1,1 @@
+"""Per-shard inference: backends (ONNX Runtime, ECVL/EDDL), metrics and their gathering."""

@@ -1,0 +1,1 @@
+"""Model selection, weight averaging and serving (KServe InferenceService or the local model server)."""

@@ -1,0 +1,1 @@
+"""Distributed training: the MultiWorkerMirroredStrategy worker, TFJob specs and launchers."""
