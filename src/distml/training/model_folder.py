@@ -1,0 +1,123 @@
+"""The Model folder: what training writes and inference, selection and serving read.
+
+Layout (the KFP Model artifact is this folder)::
+
+    model/1/            TF SavedModel in TF Serving layout (saved_model.pb, variables/)
+    model.keras         tf-keras native file (weights averaging, reloading for more training)
+    model.onnx          optional ONNX export (input NHWC float32 in [0, 1])
+    metrics.json        training metrics (workers, global_batch_size, epochs, test_*)
+    model.json          {"architecture", "task", "input_shape", "classes", "framework"}
+
+The folder is built under a temporary name beside its destination and renamed into place,
+so a failed export never leaves a folder that looks complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from distml.errors import DistmlError
+
+# tf-keras (Keras 2) rather than Keras 3: Keras 3's model.fit fails under
+# MultiWorkerMirroredStrategy; TensorFlow picks tf-keras only if this is set before its import.
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+SAVED_MODEL_DIR = "model"
+SERVING_VERSION = "1"
+KERAS_FILE = "model.keras"
+ONNX_FILE = "model.onnx"
+METRICS_FILE = "metrics.json"
+MODEL_INFO_FILE = "model.json"
+#: Name of the model's input layer and so of the serving signature's input.
+INPUT_NAME = "input"
+
+
+def saved_model_path(folder: str | os.PathLike[str]) -> Path:
+    """``<folder>/model/1``: the SavedModel TF Serving loads (version 1)."""
+    return Path(folder) / SAVED_MODEL_DIR / SERVING_VERSION
+
+
+def save_model_folder(
+    model: Any,
+    folder: str | os.PathLike[str],
+    *,
+    architecture: str,
+    task: str,
+    input_shape: list[int] | tuple[int, ...],
+    classes: list[str],
+    metrics: dict[str, Any],
+    onnx: bool,
+) -> Path:
+    """Write ``model`` (a tf-keras model) as a Model folder at ``folder`` (absent or empty)."""
+    out = Path(folder)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise DistmlError("model output folder is not empty", where=str(out), hint="Choose a new or empty folder.")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        model.save(str(saved_model_path(staging)), save_format="tf", include_optimizer=False)
+        model.save(str(staging / KERAS_FILE), save_format="keras")
+        if onnx:
+            _to_onnx(saved_model_path(staging), staging / ONNX_FILE)
+        info = {
+            "architecture": architecture,
+            "task": task,
+            "input_shape": [int(n) for n in input_shape],
+            "classes": [str(c) for c in classes],
+            "framework": "tensorflow",
+        }
+        _write_json(staging / MODEL_INFO_FILE, info)
+        _write_json(staging / METRICS_FILE, metrics)
+        if out.exists():
+            out.rmdir()
+        os.replace(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out
+
+
+def load_model_folder(folder: str | os.PathLike[str]) -> tuple[Any, dict[str, Any]]:
+    """The tf-keras model of a Model folder (from model.keras) and its model.json."""
+    path = Path(folder)
+    try:
+        info = json.loads((path / MODEL_INFO_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DistmlError(
+            f"not a model folder (no {MODEL_INFO_FILE})",
+            where=str(path),
+            hint="Use the output folder of `distml train` or of the train component.",
+        ) from None
+    import tf_keras
+
+    model = tf_keras.models.load_model(str(path / KERAS_FILE), compile=False)
+    return model, info
+
+
+def _write_json(path: Path, value: dict[str, Any]) -> None:
+    path.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
+
+
+def _to_onnx(saved_model_dir: Path, onnx_path: Path) -> None:
+    """SavedModel -> ONNX through the inference package's converter when it exists."""
+    try:
+        from distml.inference.convert import saved_model_to_onnx
+    except ImportError:
+        saved_model_to_onnx = _tf2onnx_cli
+    saved_model_to_onnx(saved_model_dir, onnx_path)
+
+
+def _tf2onnx_cli(saved_model_dir: Path, onnx_path: Path) -> None:
+    """Stand-in until distml.inference.convert exists: tf2onnx in a child process (it alters TF's state)."""
+    command = [sys.executable, "-m", "tf2onnx.convert", "--saved-model", str(saved_model_dir)]
+    command += ["--output", str(onnx_path), "--opset", "17"]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0 or not onnx_path.exists():
+        tail = "\n".join(done.stderr.strip().splitlines()[-5:])
+        raise DistmlError(f"ONNX conversion failed: {tail}", where=str(saved_model_dir))

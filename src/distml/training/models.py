@@ -1,0 +1,108 @@
+"""The model architectures by name: small tf-keras models for classification and lesion masks.
+
+Built inside the distribution strategy's scope by the worker. Every model's input layer is
+named ``input`` (the serving signature's input) and takes NHWC float32 in [0, 1].
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from distml.errors import DistmlError
+
+# tf-keras (Keras 2) rather than Keras 3: Keras 3's model.fit fails under
+# MultiWorkerMirroredStrategy; TensorFlow picks tf-keras only if this is set before its import.
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+CLASSIFIERS = ("mlp", "cnn", "lenet5")
+SEGMENTERS = ("unet-small",)
+ARCHITECTURES = CLASSIFIERS + SEGMENTERS
+
+
+def task_of(architecture: str) -> str:
+    """"classification" or "segmentation": what an architecture's output means."""
+    _check_name(architecture)
+    return "segmentation" if architecture in SEGMENTERS else "classification"
+
+
+def build_model(architecture: str, input_shape: tuple[int, int, int], classes: int) -> Any:
+    """An uncompiled tf-keras model; ``classes`` is ignored by segmenters (one sigmoid mask)."""
+    _check_name(architecture)
+    from tf_keras import Input, Model
+
+    inputs = Input(shape=tuple(input_shape), name="input")
+    outputs = _BUILDERS[architecture](inputs, classes)
+    return Model(inputs, outputs, name=architecture.replace("-", "_"))
+
+
+def _check_name(architecture: str) -> None:
+    if architecture not in ARCHITECTURES:
+        raise DistmlError(f"unknown model {architecture!r}", hint=f"Use one of: {', '.join(ARCHITECTURES)}.")
+
+
+def _mlp(inputs, classes: int):
+    from tf_keras import layers
+
+    x = layers.Flatten()(inputs)
+    x = layers.Dense(128, activation="relu")(x)
+    x = layers.Dense(64, activation="relu")(x)
+    return layers.Dense(classes, activation="softmax", name="output")(x)
+
+
+def _cnn(inputs, classes: int):
+    """Three conv layers with max pooling, then a dense head: the patterns book's Fashion-MNIST model.
+
+    ``same`` padding keeps it usable on 8x8 digits as well as 28x28 images.
+    """
+    from tf_keras import layers
+
+    x = layers.Conv2D(32, 3, padding="same", activation="relu")(inputs)
+    x = layers.MaxPooling2D(padding="same")(x)
+    x = layers.Conv2D(64, 3, padding="same", activation="relu")(x)
+    x = layers.MaxPooling2D(padding="same")(x)
+    x = layers.Conv2D(64, 3, padding="same", activation="relu")(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(64, activation="relu")(x)
+    return layers.Dense(classes, activation="softmax", name="output")(x)
+
+
+def _lenet5(inputs, classes: int):
+    """LeCun's LeNet-5 (tanh, average pooling, 120-84 dense), ``same`` padding for small inputs."""
+    from tf_keras import layers
+
+    x = layers.Conv2D(6, 5, padding="same", activation="tanh")(inputs)
+    x = layers.AveragePooling2D(padding="same")(x)
+    x = layers.Conv2D(16, 5, padding="same", activation="tanh")(x)
+    x = layers.AveragePooling2D(padding="same")(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(120, activation="tanh")(x)
+    x = layers.Dense(84, activation="tanh")(x)
+    return layers.Dense(classes, activation="softmax", name="output")(x)
+
+
+def _unet_small(inputs, _classes: int):
+    """A two-level U-Net (16-32-64 filters) with one sigmoid output channel; H and W divisible by 4."""
+    from tf_keras import layers
+
+    def block(x, filters: int):
+        x = layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+        return layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+
+    skip1 = block(inputs, 16)
+    skip2 = block(layers.MaxPooling2D()(skip1), 32)
+    x = block(layers.MaxPooling2D()(skip2), 64)
+    x = layers.Conv2DTranspose(32, 2, strides=2, padding="same")(x)
+    x = block(layers.Concatenate()([x, skip2]), 32)
+    x = layers.Conv2DTranspose(16, 2, strides=2, padding="same")(x)
+    x = block(layers.Concatenate()([x, skip1]), 16)
+    return layers.Conv2D(1, 1, activation="sigmoid", name="output")(x)
+
+
+_BUILDERS: dict[str, Callable[[Any, int], Any]] = {
+    "mlp": _mlp,
+    "cnn": _cnn,
+    "lenet5": _lenet5,
+    "unet-small": _unet_small,
+}
