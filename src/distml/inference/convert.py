@@ -1,0 +1,112 @@
+"""TensorFlow models to ONNX (tf2onnx), so one trained model runs on every inference backend.
+
+A SavedModel is converted by tf2onnx in a child process: the converter freezes graphs and
+switches TensorFlow's state in ways that should not leak into a training worker that
+calls it. A live tf-keras model is converted in-process (``keras_to_onnx``), for tests and
+notebooks. Both write under a temporary name and rename, so a failed conversion never
+leaves a ``model.onnx`` that looks complete.
+
+``inputs_as_nchw`` makes the ONNX input channels-first (EDDL's layout) while the
+TensorFlow model stays channels-last; the inference backends accept both layouts.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from distml.errors import DistmlError
+
+#: ONNX opset written when none is asked for: supported by onnxruntime >= 1.14 and EDDL's importer.
+DEFAULT_OPSET = 17
+
+
+def saved_model_to_onnx(
+    saved_model_dir: str | os.PathLike[str],
+    onnx_path: str | os.PathLike[str],
+    *,
+    opset: int | None = None,
+    inputs_as_nchw: bool = False,
+) -> Path:
+    """Convert the TF SavedModel in ``saved_model_dir`` to ``onnx_path``; return ``onnx_path``."""
+    source = Path(saved_model_dir)
+    if not (source / "saved_model.pb").is_file():
+        raise DistmlError(
+            "no saved_model.pb here",
+            where=str(source),
+            hint="Give a SavedModel folder, e.g. <model folder>/model/1.",
+        )
+    target = Path(onnx_path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    command = [sys.executable, "-m", "tf2onnx.convert", "--saved-model", str(source), "--output", str(tmp)]
+    command += ["--opset", str(opset or DEFAULT_OPSET)]
+    if inputs_as_nchw:
+        command += ["--inputs-as-nchw", _saved_model_input_names(source)]
+    env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
+        if done.returncode != 0 or tmp.stat().st_size == 0:
+            tail = " | ".join(done.stderr.strip().splitlines()[-3:])
+            raise DistmlError(f"ONNX conversion failed: {tail}", where=str(source))
+        tmp.chmod(0o644)  # mkstemp's 0600 would hide the model from a serving container's user
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+def keras_to_onnx(
+    model: Any,
+    onnx_path: str | os.PathLike[str],
+    *,
+    opset: int | None = None,
+    inputs_as_nchw: bool = False,
+) -> Path:
+    """Convert a live tf-keras model (fixed H, W, C input) to ``onnx_path``; return ``onnx_path``.
+
+    The ONNX input keeps the Keras input layer's name, with a free batch dimension.
+    """
+    import tensorflow as tf
+    import tf2onnx
+
+    name = model.inputs[0].name.split(":")[0]
+    shape = (None, *model.inputs[0].shape[1:])
+    signature = (tf.TensorSpec(shape, tf.float32, name=name),)
+    target = Path(onnx_path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    try:
+        tf2onnx.convert.from_keras(
+            model,
+            input_signature=signature,
+            opset=opset or DEFAULT_OPSET,
+            inputs_as_nchw=[name] if inputs_as_nchw else None,
+            output_path=str(tmp),
+        )
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+def _saved_model_input_names(saved_model_dir: Path) -> str:
+    """Comma-separated input names of the serving signature (what tf2onnx's --inputs-as-nchw takes)."""
+    code = (
+        "import sys, tensorflow as tf\n"
+        "sig = tf.saved_model.load(sys.argv[1]).signatures['serving_default']\n"
+        "print(','.join(sig.structured_input_signature[1]))\n"
+    )
+    env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(saved_model_dir)], capture_output=True, text=True, check=False, env=env
+    )
+    if done.returncode != 0 or not done.stdout.strip():
+        raise DistmlError("cannot read the SavedModel's serving signature", where=str(saved_model_dir))
+    return done.stdout.strip().splitlines()[-1]
