@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -11,7 +12,8 @@ from rich.table import Table
 
 from distml.data import dtd, sources, split, synth
 
-console = Console()
+# Logs and pipes get wide lines, so tables of file names are not cut.
+console = Console() if sys.stdout.isatty() else Console(width=160)
 
 
 @click.group()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import posixpath
+import re
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -410,7 +411,15 @@ def _quote(text: str) -> str:
     """A YAML double-quoted scalar; the fast path covers ordinary names and paths."""
     if text.isprintable() and '"' not in text and "\\" not in text:
         return f'"{text}"'
-    return json.dumps(text, ensure_ascii=False)
+    return _NOT_YAML_PRINTABLE.sub(_escape, json.dumps(text, ensure_ascii=False))
+
+
+# Characters YAML does not allow unescaped, or reads as line breaks (JSON escapes only those below 0x20).
+_NOT_YAML_PRINTABLE = re.compile("[\x7f-\x9f\u2028\u2029\ufffe\uffff]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
 
 
 def _scalar_or_flow(value: Any) -> str:
