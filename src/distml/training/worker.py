@@ -1,0 +1,288 @@
+"""The training worker: one process of a MultiWorkerMirroredStrategy job.
+
+Started as ``python -m distml.training.worker ...`` by both launchers: as N local processes
+(the local launcher writes their TF_CONFIG) or as the pods of a TFJob (the Training Operator
+writes it). Without TF_CONFIG (a TFJob of one replica gets none) the strategy trains on
+this process alone. Every worker prints one progress line per epoch and, at the end, a
+checksum of its weights: workers trained in sync end with equal checksums.
+
+Only the chief writes the Model folder; the other workers save to temporary folders they
+remove, because saving a model under this strategy may run collective operations that
+every worker must join.
+"""
+
+from __future__ import annotations
+
+import os
+
+# tf-keras (Keras 2) rather than Keras 3: Keras 3's model.fit fails under
+# MultiWorkerMirroredStrategy; TensorFlow picks tf-keras only if this is set before its import.
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import argparse
+import hashlib
+import json
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from distml.errors import DistmlError
+from distml.training.inputs import TrainingData, load_training_data
+from distml.training.model_folder import save_model_folder
+from distml.training.models import build_model, task_of
+
+#: Threshold and epsilon of DeepHealth's per-image IoU (its inference script).
+IOU_THRESHOLD, IOU_EPS = 0.5, 1e-6
+
+
+@dataclass
+class WorkerConfig:
+    """What one worker trains; ``batch_size`` is per worker (global batch = batch_size x workers)."""
+
+    model: str
+    data: Path
+    out: Path
+    epochs: int = 5
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    image_size: int | None = None
+    onnx: bool = False
+    seed: int = 0
+    backup_dir: Path | None = None  # default: .<out>.backup beside out (on the shared volume on a cluster)
+
+
+@dataclass
+class Role:
+    """This process's place in the cluster, from TF_CONFIG."""
+
+    task_type: str = "worker"
+    index: int = 0
+    workers: int = 1
+    is_chief: bool = True
+    rank: int = 0  # 0..workers-1 over chief and workers: which data shard this process reads
+    name: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.name = f"{self.task_type}-{self.index}"
+
+
+def role_from_tf_config(raw: str | None) -> Role:
+    """Chief is the ``chief`` task, else worker 0 (the Training Operator's rule); no TF_CONFIG: alone."""
+    if not raw:
+        return Role()
+    config = json.loads(raw)
+    cluster = config.get("cluster", {})
+    task = config.get("task", {})
+    task_type, index = task.get("type", "worker"), int(task.get("index", 0))
+    has_chief = bool(cluster.get("chief"))
+    workers = len(cluster.get("chief", [])) + len(cluster.get("worker", []))
+    is_chief = task_type == "chief" or (not has_chief and task_type == "worker" and index == 0)
+    rank = index + 1 if has_chief and task_type == "worker" else index
+    return Role(task_type, index, max(workers, 1), is_chief, rank)
+
+
+def train(config: WorkerConfig, progress: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train under MultiWorkerMirroredStrategy, export on the chief; return the metrics."""
+    import tensorflow as tf
+    import tf_keras
+
+    role = role_from_tf_config(os.environ.get("TF_CONFIG"))
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    task = task_of(config.model)
+    data = load_training_data(
+        config.data,
+        worker_index=role.rank,
+        workers=role.workers,
+        image_size=config.image_size,
+        with_test=role.is_chief,
+    )
+    _check_task(data, task, config)
+    tf_keras.utils.set_random_seed(config.seed)
+    global_batch = config.batch_size * strategy.num_replicas_in_sync
+    steps = max(1, data.train_examples // global_batch)
+    with strategy.scope():
+        model = build_model(config.model, data.input_shape, len(data.classes))
+        model.compile(
+            optimizer=tf_keras.optimizers.Adam(config.learning_rate),
+            loss="binary_crossentropy" if task == "segmentation" else "sparse_categorical_crossentropy",
+            metrics=[_metric(task)],
+        )
+    backup_dir = config.backup_dir or config.out.parent / f".{config.out.name}.backup"
+    epochs = _epoch_progress(role.name, config.epochs, progress)
+    model.fit(
+        _train_dataset(data, global_batch, config.seed),
+        epochs=config.epochs,
+        steps_per_epoch=steps,
+        verbose=0,
+        callbacks=[tf_keras.callbacks.BackupAndRestore(str(backup_dir)), epochs],
+    )
+    metrics: dict[str, Any] = {
+        "model": config.model,
+        "workers": role.workers,
+        "replicas": strategy.num_replicas_in_sync,
+        "global_batch_size": global_batch,
+        "steps_per_epoch": steps,
+        "train_examples": data.train_examples,
+        "epochs": epochs.history,
+    }
+    if role.is_chief:
+        metrics.update(_test_metrics(model, data, task))
+    _export(model, config, role, data, task, metrics)
+    if role.is_chief:
+        shutil.rmtree(backup_dir, ignore_errors=True)
+    progress(f"{role.name} done weights_sha256={weights_digest(model)}")
+    return metrics
+
+
+def weights_digest(model: Any) -> str:
+    """SHA-256 of every weight's bytes, in order: equal digests mean equal models."""
+    digest = hashlib.sha256()
+    for weight in model.get_weights():
+        digest.update(np.ascontiguousarray(weight).tobytes())
+    return digest.hexdigest()
+
+
+def _check_task(data: TrainingData, task: str, config: WorkerConfig) -> None:
+    if data.task != task:
+        raise DistmlError(
+            f"model {config.model} does {task} but the data is a {data.task} dataset",
+            where=str(config.data),
+            hint="Use unet-small for masks (segmentation) and mlp, cnn or lenet5 for class labels.",
+        )
+    if task == "segmentation" and (data.input_shape[0] % 4 or data.input_shape[1] % 4):
+        raise DistmlError(
+            f"unet-small needs image sides divisible by 4, got {data.input_shape[:2]}",
+            hint="Pass --image-size 32 or 64.",
+        )
+
+
+def _metric(task: str) -> Any:
+    import tf_keras
+
+    if task == "segmentation":
+        return tf_keras.metrics.BinaryIoU(target_class_ids=[1], threshold=IOU_THRESHOLD, name="iou")
+    return "accuracy"
+
+
+def _train_dataset(data: TrainingData, global_batch: int, seed: int) -> Any:
+    """Shuffled, repeated, batched by the global batch; the strategy splits batches over replicas."""
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensor_slices((data.x_train, data.y_train))
+    # Same seed on every worker: with DATA sharding, workers must see the same order to take disjoint elements.
+    dataset = dataset.shuffle(len(data.x_train), seed=seed).repeat().batch(global_batch, drop_remainder=True)
+    options = tf.data.Options()
+    policy = tf.data.experimental.AutoShardPolicy
+    options.experimental_distribute.auto_shard_policy = policy.OFF if data.presharded else policy.DATA
+    return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def _test_metrics(model: Any, data: TrainingData, task: str, batch: int = 256) -> dict[str, float]:
+    """Test metrics from plain forward passes (no collectives): the chief alone runs them."""
+    if not len(data.x_test):
+        return {}
+    predictions = np.concatenate(
+        [model(data.x_test[i : i + batch], training=False).numpy() for i in range(0, len(data.x_test), batch)]
+    )
+    eps = 1e-7
+    if task == "segmentation":
+        p = np.clip(predictions, eps, 1 - eps)
+        loss = -np.mean(data.y_test * np.log(p) + (1 - data.y_test) * np.log(1 - p))
+        return {"test_loss": float(loss), "test_miou": float(np.mean(per_image_iou(predictions, data.y_test)))}
+    picked = predictions[np.arange(len(data.y_test)), data.y_test]
+    return {
+        "test_loss": float(-np.mean(np.log(np.clip(picked, eps, 1.0)))),
+        "test_accuracy": float(np.mean(np.argmax(predictions, axis=1) == data.y_test)),
+    }
+
+
+def per_image_iou(predictions: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """DeepHealth's IoU per image: both thresholded at 0.5, (|A∩B| + eps) / (|A∪B| + eps)."""
+    pred = predictions.reshape(len(predictions), -1) > IOU_THRESHOLD
+    true = truth.reshape(len(truth), -1) > IOU_THRESHOLD
+    intersection = np.logical_and(pred, true).sum(axis=1)
+    union = np.logical_or(pred, true).sum(axis=1)
+    return (intersection + IOU_EPS) / (union + IOU_EPS)
+
+
+def _export(model: Any, config: WorkerConfig, role: Role, data: TrainingData, task: str, metrics: dict) -> None:
+    """Every worker saves (collectives may run); only the chief's folder is kept, with ONNX if asked."""
+    target = config.out
+    scratch = None
+    if not role.is_chief:
+        scratch = Path(tempfile.mkdtemp(prefix=f"distml-{role.name}-"))
+        target = scratch / "model"
+    try:
+        save_model_folder(
+            model,
+            target,
+            architecture=config.model,
+            task=task,
+            input_shape=list(data.input_shape),
+            classes=data.classes,
+            metrics=metrics,
+            onnx=config.onnx and role.is_chief,
+        )
+    finally:
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _epoch_progress(worker: str, epochs: int, progress: Callable[[str], None]) -> Any:
+    """A Keras callback: one line per epoch (worker, epoch, loss, metrics, seconds), kept in ``.history``."""
+    import tf_keras
+
+    class EpochProgress(tf_keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.history: list[dict[str, float]] = []
+            self._started = time.perf_counter()
+
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            self._started = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            seconds = time.perf_counter() - self._started
+            values = {key: float(value) for key, value in (logs or {}).items()}
+            self.history.append({"epoch": epoch + 1, **values, "seconds": round(seconds, 3)})
+            shown = " ".join(f"{key}={value:.4f}" for key, value in values.items())
+            progress(f"{worker} epoch={epoch + 1}/{epochs} {shown} seconds={seconds:.2f}")
+
+    return EpochProgress()
+
+
+def parse_args(argv: list[str] | None = None) -> WorkerConfig:
+    parser = argparse.ArgumentParser(prog="python -m distml.training.worker", description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--data", required=True, type=Path, help="a loaded-data folder (metadata.json)")
+    parser.add_argument("--out", required=True, type=Path, help="the Model folder the chief writes")
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=32, help="per worker")
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--image-size", type=int, default=None, help="resize DTD images to this side")
+    parser.add_argument("--onnx", action="store_true")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--backup-dir", type=Path, default=None)
+    args = parser.parse_args(argv)
+    return WorkerConfig(**vars(args))
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = parse_args(argv)
+    try:
+        train(config, progress=lambda line: print(line, flush=True))
+    except DistmlError as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
