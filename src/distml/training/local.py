@@ -1,0 +1,182 @@
+"""The local launcher: N worker processes on this machine, talking over loopback.
+
+Here we write TF_CONFIG ourselves (on a cluster the Training Operator does): each worker gets
+the same cluster (one free 127.0.0.1 port per worker) and its own task index. Workers run
+in their own process groups; if one fails, or the launcher is cancelled, every group is
+terminated, so no process outlives the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from contextlib import ExitStack, suppress
+from pathlib import Path
+
+from distml.errors import DistmlError
+from distml.training.cancel import sigterm_cancels
+
+#: Module every worker process runs, in both launchers.
+WORKER_MODULE = "distml.training.worker"
+TAIL_LINES = 20
+
+
+class WorkerFailed(DistmlError):
+    """A local worker exited non-zero; names it and carries its last log lines."""
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free TCP ports on 127.0.0.1 (all held open until all are chosen)."""
+    with ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+
+
+def tf_config(ports: list[int], index: int) -> str:
+    """TF_CONFIG of worker ``index`` in a cluster of loopback workers (worker 0 is the chief)."""
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    return json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+
+
+def run_local(
+    worker_args: list[str],
+    workers: int,
+    *,
+    log_dir: str | os.PathLike[str],
+    progress: Callable[[str], None] | None = None,
+    started: Callable[[dict[str, int]], None] | None = None,
+    timeout: float | None = None,
+    poll_interval: float = 0.2,
+) -> dict[str, Path]:
+    """Run ``python -m distml.training.worker <worker_args>`` as ``workers`` processes; wait for all.
+
+    Each worker's output goes to ``<log_dir>/worker-<i>.log``; its progress lines (those
+    starting with its name) are passed to ``progress``. ``started`` receives the workers'
+    process ids. Returns the log files. Raises WorkerFailed when a worker fails (the others
+    are stopped first), DistmlError on timeout; a SIGTERM stops every worker too.
+    """
+    if workers < 1:
+        raise DistmlError(f"--workers must be at least 1 (got {workers})")
+    logs = Path(log_dir)
+    logs.mkdir(parents=True, exist_ok=True)
+    ports = free_ports(workers) if workers > 1 else []
+    processes: dict[str, subprocess.Popen] = {}
+    readers: list[threading.Thread] = []
+    tails: dict[str, deque[str]] = {}
+    try:
+        with sigterm_cancels("the local training run"):
+            for index in range(workers):
+                name = f"worker-{index}"
+                env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+                env.pop("TF_CONFIG", None)
+                if ports:
+                    env["TF_CONFIG"] = tf_config(ports, index)
+                process = subprocess.Popen(
+                    [sys.executable, "-m", WORKER_MODULE, *worker_args],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                    env=env,
+                    start_new_session=True,  # its own process group: stopping it stops its children too
+                )
+                processes[name] = process
+                tails[name] = deque(maxlen=TAIL_LINES)
+                reader = threading.Thread(
+                    target=_copy_output, args=(process, name, logs / f"{name}.log", tails[name], progress), daemon=True
+                )
+                reader.start()
+                readers.append(reader)
+            if started:
+                started({name: process.pid for name, process in processes.items()})
+            _wait(processes, tails, timeout, poll_interval, readers)
+    finally:
+        _stop(processes.values())
+        for reader in readers:
+            reader.join(timeout=5)
+    return {name: logs / f"{name}.log" for name in processes}
+
+
+def _wait(
+    processes: dict[str, subprocess.Popen],
+    tails: dict[str, deque[str]],
+    timeout: float | None,
+    poll_interval: float,
+    readers: list[threading.Thread],
+) -> None:
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        codes = {name: process.poll() for name, process in processes.items()}
+        failed = [name for name, code in codes.items() if code not in (None, 0)]
+        if failed:
+            name = failed[0]
+            _stop(processes.values())
+            for reader in readers:
+                reader.join(timeout=5)
+            last = "\n".join(f"  | {line}" for line in tails[name]) or "  | (no output)"
+            raise WorkerFailed(
+                f"{name} exited with code {codes[name]}{_signal_name(codes[name])}; "
+                f"the other workers were stopped. Its last log lines:\n{last}"
+            )
+        if all(code == 0 for code in codes.values()):
+            return
+        if deadline is not None and time.monotonic() > deadline:
+            raise DistmlError(f"training did not finish within {timeout:.0f} s; the workers were stopped")
+        time.sleep(poll_interval)
+
+
+def _signal_name(code: int) -> str:
+    if code < 0:
+        try:
+            return f" (killed by {signal.Signals(-code).name})"
+        except ValueError:
+            return ""
+    return ""
+
+
+def _copy_output(
+    process: subprocess.Popen,
+    name: str,
+    log_file: Path,
+    tail: deque[str],
+    progress: Callable[[str], None] | None,
+) -> None:
+    """Copy a worker's output to its log file; pass its own progress lines on."""
+    assert process.stdout is not None
+    with log_file.open("w", encoding="utf-8") as log:
+        for line in process.stdout:
+            log.write(line)
+            log.flush()
+            text = line.rstrip("\n")
+            tail.append(text)
+            if progress and (text.startswith(f"{name} ") or text.startswith("error:")):
+                progress(text)
+
+
+def _stop(processes, grace: float = 5.0) -> None:
+    """SIGTERM each running worker's process group, then SIGKILL what is left after ``grace``."""
+    running = [process for process in processes if process.poll() is None]
+    for process in running:
+        _signal_group(process, signal.SIGTERM)
+    end = time.monotonic() + grace
+    for process in running:
+        try:
+            process.wait(timeout=max(0.0, end - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            _signal_group(process, signal.SIGKILL)
+            process.wait()
+
+
+def _signal_group(process: subprocess.Popen, sig: signal.Signals) -> None:
+    """Signal the group of a worker not yet reaped (so its group id cannot belong to anyone else)."""
+    with suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, sig)
