@@ -1,0 +1,108 @@
+"""One training spec for both launchers: what to run (the worker's arguments) and where (pods).
+
+The local launcher uses only :func:`worker_args`; the Kubernetes launcher builds a TFJob
+from a :class:`TrainingSpec` (distml.training.tfjob).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from distml.errors import DistmlError
+from distml.training.local import WORKER_MODULE
+from distml.training.worker import WorkerConfig
+
+#: The Training Operator's default cleanPodPolicy: keep nothing running, keep finished pods (and their logs).
+DEFAULT_CLEAN_POD_POLICY = "None"
+EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+
+
+@dataclass
+class Toleration:
+    """``KEY[=VALUE]:EFFECT``: without a value the toleration matches the key (operator Exists)."""
+
+    key: str
+    effect: str
+    value: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Toleration:
+        match = re.fullmatch(r"([^=:]+)(?:=([^:]*))?:(\w+)", text)
+        if not match or match.group(3) not in EFFECTS:
+            raise DistmlError(
+                f"bad toleration {text!r}",
+                hint=f"Write KEY[=VALUE]:EFFECT with EFFECT one of {', '.join(EFFECTS)} "
+                "(e.g. nvidia.com/gpu:NoSchedule).",
+            )
+        return cls(key=match.group(1), value=match.group(2), effect=match.group(3))
+
+
+@dataclass
+class PvcMount:
+    """``NAME:MOUNT``: a PersistentVolumeClaim mounted at an absolute path in every pod."""
+
+    claim: str
+    mount_path: str
+
+    @classmethod
+    def parse(cls, text: str) -> PvcMount:
+        claim, _, mount = text.partition(":")
+        if not claim or not mount.startswith("/"):
+            raise DistmlError(f"bad PVC mount {text!r}", hint="Write NAME:MOUNT, e.g. training-data:/mnt/data.")
+        return cls(claim, mount)
+
+
+@dataclass
+class RunPolicy:
+    """The TFJob's spec.runPolicy (the v1 API ignores these fields anywhere else)."""
+
+    clean_pod_policy: str = DEFAULT_CLEAN_POD_POLICY
+    backoff_limit: int | None = 3
+    ttl_seconds_after_finished: int | None = None
+    active_deadline_seconds: int | None = None
+
+
+@dataclass
+class TrainingSpec:
+    """Pods of a training job: image, command, replicas and their placement."""
+
+    image: str
+    command: list[str]
+    workers: int = 1
+    chief: bool = False  # a separate Chief replica (workers counts it); else worker 0 leads
+    gpus_per_worker: int = 0
+    cpu: str | None = None
+    memory: str | None = None
+    node_selector: dict[str, str] = field(default_factory=dict)
+    tolerations: list[Toleration] = field(default_factory=list)
+    pvcs: list[PvcMount] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    service_account: str | None = None
+    run_policy: RunPolicy = field(default_factory=RunPolicy)
+    restart_policy: str = "OnFailure"
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise DistmlError(f"workers must be at least 1 (got {self.workers})")
+        if self.gpus_per_worker < 0:
+            raise DistmlError(f"GPUs per worker cannot be negative (got {self.gpus_per_worker})")
+
+
+def worker_args(config: WorkerConfig) -> list[str]:
+    """The worker's command-line arguments for ``config`` (inverse of worker.parse_args)."""
+    args = ["--model", config.model, "--data", str(config.data), "--out", str(config.out)]
+    args += ["--epochs", str(config.epochs), "--batch-size", str(config.batch_size)]
+    args += ["--learning-rate", repr(config.learning_rate), "--seed", str(config.seed)]
+    if config.image_size:
+        args += ["--image-size", str(config.image_size)]
+    if config.backup_dir:
+        args += ["--backup-dir", str(config.backup_dir)]
+    if config.onnx:
+        args.append("--onnx")
+    return args
+
+
+def worker_command(config: WorkerConfig) -> list[str]:
+    """The container command of every TFJob replica: the same worker the local launcher starts."""
+    return ["python", "-m", WORKER_MODULE, *worker_args(config)]

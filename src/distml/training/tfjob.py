@@ -1,0 +1,137 @@
+"""TFJob manifests from a TrainingSpec, built from the kubeflow-training SDK models.
+
+We do not write TF_CONFIG into the pods: the Training Operator injects it into the
+container named ``tensorflow`` (port ``tfjob-port``) with the pods' real service names,
+which only it knows. A job of one replica gets none, and the worker trains alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+
+from distml.training.spec import TrainingSpec
+
+API_VERSION = "kubeflow.org/v1"
+KIND = "TFJob"
+CONTAINER_NAME = "tensorflow"  # the only container the operator gives TF_CONFIG
+PORT_NAME, DEFAULT_PORT = "tfjob-port", 2222
+#: Label on our TFJobs, and the operator's label on their pods.
+RUN_LABEL = "distml.kubeflow.org/run"
+JOB_NAME_LABEL = "training.kubeflow.org/job-name"
+
+
+def job_name(prefix: str, run_key: str) -> str:
+    """A DNS-1123 name unique per run and stable for one run (so a restarted launcher finds its job)."""
+    stem = re.sub(r"[^a-z0-9-]+", "-", prefix.lower()).strip("-")[:40] or "distml-train"
+    return f"{stem}-{hashlib.sha256(run_key.encode()).hexdigest()[:10]}"
+
+
+def build_tfjob(
+    spec: TrainingSpec,
+    *,
+    name: str,
+    namespace: str,
+    owner: Any | None = None,
+    labels: dict[str, str] | None = None,
+) -> Any:
+    """The KubeflowOrgV1TFJob for ``spec``; ``owner`` is a V1OwnerReference (the launching pod)."""
+    from kubeflow.training import models as tm
+    from kubernetes import client as k8s
+
+    replicas = {}
+    workers = spec.workers
+    if spec.chief:
+        replicas["Chief"] = _replica(spec, 1)
+        workers -= 1
+    if workers:
+        replicas["Worker"] = _replica(spec, workers)
+    policy = spec.run_policy
+    return tm.KubeflowOrgV1TFJob(
+        api_version=API_VERSION,
+        kind=KIND,
+        metadata=k8s.V1ObjectMeta(
+            name=name,
+            namespace=namespace,
+            labels={RUN_LABEL: name, **(labels or {})},
+            owner_references=[owner] if owner else None,
+        ),
+        spec=tm.KubeflowOrgV1TFJobSpec(
+            run_policy=tm.KubeflowOrgV1RunPolicy(
+                clean_pod_policy=policy.clean_pod_policy,
+                backoff_limit=policy.backoff_limit,
+                ttl_seconds_after_finished=policy.ttl_seconds_after_finished,
+                active_deadline_seconds=policy.active_deadline_seconds,
+            ),
+            tf_replica_specs=replicas,
+        ),
+    )
+
+
+def _replica(spec: TrainingSpec, count: int) -> Any:
+    from kubeflow.training import models as tm
+    from kubernetes import client as k8s
+
+    limits: dict[str, str] = {}
+    requests: dict[str, str] = {}
+    if spec.gpus_per_worker:
+        limits["nvidia.com/gpu"] = str(spec.gpus_per_worker)
+    for key, value in (("cpu", spec.cpu), ("memory", spec.memory)):
+        if value:
+            requests[key] = limits[key] = value
+    container = k8s.V1Container(
+        name=CONTAINER_NAME,
+        image=spec.image,
+        command=list(spec.command),
+        env=[k8s.V1EnvVar(name=key, value=value) for key, value in spec.env.items()] or None,
+        ports=[k8s.V1ContainerPort(name=PORT_NAME, container_port=DEFAULT_PORT)],
+        resources=k8s.V1ResourceRequirements(limits=limits or None, requests=requests or None),
+        volume_mounts=[k8s.V1VolumeMount(name=_volume(p.claim), mount_path=p.mount_path) for p in spec.pvcs] or None,
+    )
+    pod = k8s.V1PodSpec(
+        containers=[container],
+        node_selector=dict(spec.node_selector) or None,
+        tolerations=[
+            k8s.V1Toleration(
+                key=t.key,
+                operator="Equal" if t.value is not None else "Exists",
+                value=t.value,
+                effect=t.effect,
+            )
+            for t in spec.tolerations
+        ]
+        or None,
+        volumes=[
+            k8s.V1Volume(
+                name=_volume(p.claim),
+                persistent_volume_claim=k8s.V1PersistentVolumeClaimVolumeSource(claim_name=p.claim),
+            )
+            for p in spec.pvcs
+        ]
+        or None,
+        service_account_name=spec.service_account,
+    )
+    template = k8s.V1PodTemplateSpec(
+        # Istio's sidecar never exits, so a pod with one never completes and the job never succeeds.
+        metadata=k8s.V1ObjectMeta(annotations={"sidecar.istio.io/inject": "false"}),
+        spec=pod,
+    )
+    return tm.KubeflowOrgV1ReplicaSpec(replicas=count, restart_policy=spec.restart_policy, template=template)
+
+
+def _volume(claim: str) -> str:
+    return f"pvc-{claim}"[:63].rstrip("-")
+
+
+def to_dict(job: Any) -> dict[str, Any]:
+    """The manifest as plain JSON-able data (what the API server receives)."""
+    from kubernetes.client import ApiClient
+
+    return ApiClient().sanitize_for_serialization(job)
+
+
+def to_yaml(job: Any) -> str:
+    import yaml
+
+    return yaml.safe_dump(to_dict(job), sort_keys=False)
