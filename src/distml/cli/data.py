@@ -71,18 +71,7 @@ def split_command(dataset_file: Path, parts: int, out_dir: Path) -> None:
     dataset = dtd.read_dataset(dataset_file)
     pieces = split.split_dataset(dataset, parts)
     infos = split.write_parts(dataset, pieces, out_dir)
-    names = list(dataset.split or {})
-    table = Table(title=f"{dataset.name}: {len(dataset.images)} images in {parts} parts -> {out_dir}")
-    table.add_column("part", justify="right")
-    table.add_column("file")
-    table.add_column("images", justify="right")
-    for name in names:
-        table.add_column(name, justify="right")
-    for info in infos:
-        table.add_row(str(info.index), info.file, str(info.images), *(str(info.splits.get(n, 0)) for n in names))
-    console.print(table)
-    if dataset.split is None:
-        console.print("the dataset has no `split` section: parts are cut by position and have none either")
+    print_parts(dataset, infos, out_dir)
     console.print(f"done in {time.perf_counter() - started:.1f} s")
 
 
@@ -118,6 +107,22 @@ def shard_command(data_dir: Path, shards: int, out_dir: Path) -> None:
     """Split an npz data folder into per-worker shard files (training rows cut, test rows kept whole)."""
     for path in sources.shard_arrays(data_dir, shards, out_dir):
         console.print(str(path))
+
+
+def print_parts(dataset: dtd.Dataset, infos: list[split.PartInfo], out_dir: Path) -> None:
+    """The table of parts: file, images, and images per split."""
+    names = list(dataset.split or {})
+    table = Table(title=f"{dataset.name}: {len(dataset.images)} images in {len(infos)} parts -> {out_dir}")
+    table.add_column("part", justify="right")
+    table.add_column("file")
+    table.add_column("images", justify="right")
+    for name in names:
+        table.add_column(name, justify="right")
+    for info in infos:
+        table.add_row(str(info.index), info.file, str(info.images), *(str(info.splits.get(n, 0)) for n in names))
+    console.print(table)
+    if dataset.split is None:
+        console.print("the dataset has no `split` section: parts are cut by position and have none either")
 
 
 def _print_info(dataset: dtd.Dataset, path: Path) -> None:
