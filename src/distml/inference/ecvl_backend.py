@@ -1,0 +1,171 @@
+"""The DeepHealth backend: pyecvl reads the part file, pyeddl runs the network.
+
+As in DeepHealth's use-case pipeline: an ``ecvl.DLDataset`` over the part file (images
+resized by ECVL to the network's input size, masks with nearest-neighbour interpolation),
+a network imported from ONNX (``eddl.import_net_from_onnx_file``) or an ONNX architecture
+with weights from a native EDDL ``.bin`` checkpoint. Unlike DeepHealth's script, the last
+partial batch is kept (``drop_last`` False for every split). EDDL is channels-first, so the
+ONNX model must take NCHW input: convert TensorFlow models with ``inputs_as_nchw=True``.
+
+pyecvl and pyeddl are importable only in the docker/ecvl image (they need the ECVL/EDDL C++
+libraries); elsewhere ``unavailable_reason`` says so and the backend is skipped.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from distml.errors import DistmlError
+from distml.inference.backends import (
+    NCHW,
+    ONNX_FILE,
+    Backend,
+    Batch,
+    ModelInput,
+    Selection,
+    classification_output,
+    model_input_from_shape,
+    resolve_model,
+    segmentation_output,
+)
+from distml.inference.metrics import SEGMENTATION
+
+
+def onnx_model_input(path: Path) -> ModelInput:
+    """The input of an ONNX file read with the onnx package (graph inputs that are not weights)."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    weights = {init.name for init in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in weights]
+    if len(inputs) != 1:
+        raise DistmlError(f"model has {len(inputs)} inputs; an image model has one", where=str(path))
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in inputs[0].type.tensor_type.shape.dim]
+    return model_input_from_shape(inputs[0].name, dims, where=str(path))
+
+
+class EcvlBackend(Backend):
+    """pyecvl DLDataset + pyeddl network; GPU when EDDL was built with CUDA and DISTML_EDDL_GPU=1."""
+
+    name = "ecvl"
+
+    def __init__(self, model: str | os.PathLike[str], *, threads: int = 0) -> None:
+        from pyeddl import eddl
+
+        self.weights: Path | None = None
+        path = Path(model)
+        if path.suffix == ".bin":
+            self.weights = resolve_model(path, (".bin",))
+            self.model_path = self._architecture_for(self.weights)
+        else:
+            self.model_path = resolve_model(path)
+        self.input = onnx_model_input(self.model_path)
+        if self.input.layout != NCHW:
+            raise DistmlError(
+                f"EDDL needs channels-first (NCHW) input; this model takes {self.input.layout}",
+                where=str(self.model_path),
+                hint="Convert with saved_model_to_onnx(..., inputs_as_nchw=True), or use --backend onnxruntime.",
+            )
+        self.gpu = os.environ.get("DISTML_EDDL_GPU") == "1"
+        self.net = eddl.import_net_from_onnx_file(str(self.model_path))
+        device = eddl.CS_GPU() if self.gpu else eddl.CS_CPU(threads or -1)
+        eddl.build(self.net, eddl.sgd(0.0), ["mse"], ["mse"], device, self.weights is not None)
+        if self.weights is not None:
+            eddl.load(self.net, str(self.weights), "bin")
+
+    @staticmethod
+    def _architecture_for(weights: Path) -> Path:
+        """A .bin holds weights only: the architecture is the .onnx of the same name, or model.onnx beside it."""
+        for candidate in (weights.with_suffix(".onnx"), weights.parent / ONNX_FILE):
+            if candidate.is_file():
+                return candidate
+        raise DistmlError(
+            "an EDDL .bin checkpoint needs its architecture as ONNX beside it",
+            where=str(weights),
+            hint=f"Put {weights.with_suffix('.onnx').name} or {ONNX_FILE} in the same folder.",
+        )
+
+    @staticmethod
+    def unavailable_reason() -> str | None:
+        try:
+            import pyecvl.ecvl  # noqa: F401
+            import pyeddl.eddl  # noqa: F401
+        except ImportError as err:
+            return f"pyecvl/pyeddl not importable ({err}); use the docker/ecvl image"
+        return None
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "model": str(self.model_path),
+            "weights": str(self.weights) if self.weights else None,
+            "provider": "EDDL GPU" if self.gpu else "EDDL CPU",
+        }
+
+    def batches(self, selection: Selection, batch_size: int) -> Iterator[Batch]:
+        import pyecvl.ecvl as ecvl
+        from pyeddl import eddl
+
+        spec = self.input
+        splits = list(selection.dataset.split or {})
+        linear, nearest = ecvl.InterpolationType.linear, ecvl.InterpolationType.nearest
+        resize = ecvl.SequentialAugmentationContainer([ecvl.AugResizeDim([spec.height, spec.width], linear, nearest)])
+        augmentations = ecvl.DatasetAugmentations([resize] * max(len(splits), 1))
+        color = ecvl.ColorType.GRAY if spec.channels == 1 else ecvl.ColorType.RGB
+        dataset = ecvl.DLDataset(
+            str(selection.path),
+            batch_size,
+            augmentations,
+            color,
+            ecvl.ColorType.GRAY,
+            num_workers=1,  # one producer keeps the split's order, so batches match the part file
+            drop_last=[False] * max(len(splits), 1),
+            verify=True,
+        )
+        if selection.split is not None:
+            dataset.SetSplit(selection.split)
+        dataset.ResetBatch(shuffle=False)
+        dataset.Start()
+        try:
+            seen = 0
+            for number in range(dataset.GetNumBatches()):
+                samples, x, y = dataset.GetBatch()
+                x.div_(255.0)
+                outputs = np.array(eddl.predict(self.net, [x])[0].getdata())
+                images = np.array(x.getdata()).transpose(0, 2, 3, 1)
+                chunk = selection.indices[seen : seen + len(samples)]
+                locations = [selection.dataset.images[i].location for i in chunk]
+                self._check_order(samples, locations, selection)
+                seen += len(samples)
+                truths = np.array(y.getdata())
+                yield self._batch(number, locations, images, truths, outputs, selection)
+        finally:
+            dataset.Stop()
+
+    def _batch(self, number, locations, images, truths, outputs, selection: Selection) -> Batch:
+        where = str(self.model_path)
+        if selection.task == SEGMENTATION:
+            masks = segmentation_output(outputs, where=where)
+            ground = truths[:, 0] / 255.0
+            if ground.shape != masks.shape:
+                raise DistmlError(
+                    f"model output {list(masks.shape[1:])} differs from its input size {list(ground.shape[1:])}",
+                    where=where,
+                    hint="The ecvl backend compares masks at the input size; use --backend onnxruntime.",
+                )
+            return Batch(number, locations, images, ground.astype(np.float32), masks.astype(np.float32))
+        scores = classification_output(outputs, len(selection.dataset.classes), where=where)
+        return Batch(number, locations, images, truths.argmax(axis=1).astype(np.int64), scores)
+
+    @staticmethod
+    def _check_order(samples, locations: list[str], selection: Selection) -> None:
+        """ECVL must deliver the split in file order, or metrics per image would be misattributed."""
+        for sample, location in zip(samples, locations, strict=True):
+            if Path(sample.location_[0]).name != Path(location).name:
+                raise DistmlError(
+                    f"ECVL delivered {sample.location_[0]} where {location} was expected",
+                    where=str(selection.path),
+                )

@@ -1,0 +1,162 @@
+"""Run one shard: a backend over one split of a part file, metrics and images into a folder.
+
+The output folder is built under a temporary name beside its destination and renamed into
+place once ``metrics.json`` is written, so a failed shard leaves no folder with a
+``metrics.json`` (and ``distml gather`` refuses folders without one).
+
+With ``save_images`` (segmentation), every image gets DeepHealth's file names, 0-based:
+``batch_<b>_<i>_gt.png`` and ``batch_<b>_<i>_output.png`` (binary masks x255, grayscale),
+plus ``batch_<b>_<i>_image.png`` (the input as fed) and ``batch_<b>_<i>_overlay.png`` (the
+predicted contour in red on the image).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image as PILImage
+
+from distml.errors import DistmlError
+from distml.inference.backends import Backend, Batch, create_backend, select_images
+from distml.inference.metrics import SEGMENTATION, THRESHOLD, ClassificationMetrics, SegmentationMetrics
+
+METRICS_FILE = "metrics.json"
+#: Progress callback: (batch number, number of batches, batch metrics, seconds since start).
+Progress = Callable[[int, int, dict[str, Any], float], None]
+
+
+def run_inference(
+    backend: str | Backend,
+    model: str | os.PathLike[str] | None,
+    part_file: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    split: str | None = "test",
+    batch_size: int = 8,
+    save_images: bool = False,
+    threads: int = 0,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Infer one split of a part file; write ``out_dir`` (metrics.json, images); return the metrics.
+
+    ``backend`` is a name (then ``model`` is loaded) or a ready Backend (``model`` ignored).
+    """
+    if batch_size < 1:
+        raise DistmlError(f"batch size must be at least 1 (got {batch_size})")
+    out = Path(out_dir)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise DistmlError("output folder is not empty", where=str(out), hint="Each shard writes to its own new folder.")
+    selection = select_images(part_file, split)
+    runner = create_backend(backend, model, threads=threads) if isinstance(backend, str) else backend
+    if selection.task == SEGMENTATION:
+        metrics: SegmentationMetrics | ClassificationMetrics = SegmentationMetrics()
+    else:
+        metrics = ClassificationMetrics(selection.dataset.classes)
+    total_batches = -(-len(selection.indices) // batch_size)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        batches = []
+        per_image = []
+        start = previous = time.perf_counter()
+        for batch in runner.batches(selection, batch_size):
+            values = metrics.update(batch.outputs, batch.truths)
+            per_image.extend(_per_image(batch, values.pop("per_image"), selection.task))
+            if save_images and selection.task == SEGMENTATION:
+                save_batch_images(batch, staging)
+            now = time.perf_counter()
+            values = {"batch": batch.index, **values, "seconds": now - previous}
+            previous = now
+            batches.append(values)
+            if progress:
+                progress(batch.index, total_batches, values, now - start)
+        seconds = time.perf_counter() - start
+        if metrics.images != len(selection.indices):
+            raise DistmlError(
+                f"backend returned {metrics.images} of {len(selection.indices)} images", where=str(selection.path)
+            )
+        result = {
+            "task": selection.task,
+            "backend": runner.name,
+            **runner.describe(),
+            "dataset": str(selection.path),
+            "split": selection.split,
+            "batch_size": batch_size,
+            **metrics.summary(),
+            "seconds": seconds,
+            "images_per_second": metrics.images / seconds if seconds > 0 else None,
+            "batches": batches,
+            "per_image": per_image,
+        }
+        (staging / METRICS_FILE).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        if out.exists():
+            out.rmdir()
+        os.replace(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return result
+
+
+def _per_image(batch: Batch, values: list, task: str) -> list[dict[str, Any]]:
+    key = "iou" if task == SEGMENTATION else "predicted"
+    rows = []
+    for i, (location, value) in enumerate(zip(batch.locations, values, strict=True)):
+        row: dict[str, Any] = {"image": location, "batch": batch.index, "index": i, key: value}
+        if task != SEGMENTATION:
+            row["true"] = int(batch.truths[i])
+        rows.append(row)
+    return rows
+
+
+def save_batch_images(batch: Batch, folder: Path) -> None:
+    """DeepHealth's gt/output PNGs, the image as fed and the predicted contour over it."""
+    for i in range(len(batch.locations)):
+        stem = folder / f"batch_{batch.index}_{i}"
+        truth = (batch.truths[i] >= THRESHOLD).astype(np.uint8) * 255
+        predicted = batch.outputs[i] >= THRESHOLD
+        PILImage.fromarray(truth, mode="L").save(f"{stem}_gt.png")
+        PILImage.fromarray(predicted.astype(np.uint8) * 255, mode="L").save(f"{stem}_output.png")
+        image = _rgb_uint8(batch.images[i])
+        PILImage.fromarray(image).save(f"{stem}_image.png")
+        PILImage.fromarray(contour_overlay(image, predicted)).save(f"{stem}_overlay.png")
+
+
+def _rgb_uint8(image: np.ndarray) -> np.ndarray:
+    pixels = np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
+    return np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels
+
+
+def contour_overlay(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The image (H, W, 3 uint8) with the mask's border pixels in red; the mask is resized to the image."""
+    if mask.shape != image.shape[:2]:
+        resized = PILImage.fromarray(mask.astype(np.uint8) * 255).resize(image.shape[1::-1], PILImage.NEAREST)
+        mask = np.asarray(resized) > 0
+    padded = np.pad(mask, 1, constant_values=False)
+    interior = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+    border = mask & ~interior
+    overlay = image.copy()
+    overlay[border] = (255, 0, 0)
+    return overlay
+
+
+def read_shard_metrics(folder: str | os.PathLike[str]) -> dict[str, Any]:
+    """The metrics.json of a shard folder, or a DistmlError naming the folder."""
+    path = Path(folder) / METRICS_FILE
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DistmlError(
+            f"no {METRICS_FILE}: not a finished shard (it failed or did not run)",
+            where=str(folder),
+            hint="Re-run the inference of this part, or leave the folder out.",
+        ) from None
+    except json.JSONDecodeError as err:
+        raise DistmlError(f"{METRICS_FILE} is not valid JSON ({err.msg})", where=str(path)) from None
