@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import posixpath
 import re
 import tempfile
 from collections.abc import Iterable
@@ -176,28 +175,26 @@ def _parse_images(raw: Any, classes: list[str], features: list[str], where: str)
     images: list[Image] = []
     append = images.append
     for i, item in enumerate(raw):
-        if isinstance(item, str):
+        kind = type(item)
+        if kind is str:
             append(Image(item))
             continue
-        if not isinstance(item, dict):
+        if kind is not dict:
             raise DatasetError(
                 "must be a path string or a mapping with `location`", where=f"{where}: images[{i}]"
             )
         location = item.get("location")
-        if not isinstance(location, str) or not location:
-            raise DatasetError("`location` (a path) is missing", where=f"{where}: images[{i}]")
-        if not _IMAGE_KEYS.issuperset(item):
-            extra = ", ".join(sorted(map(str, set(item) - _IMAGE_KEYS)))
-            raise DatasetError(
-                f"unknown key(s) {extra}",
-                where=f"{where}: images[{i}]",
-                hint="An image has `location`, `label` and `values`.",
-            )
         label = item.get("label")
-        if label is not None:
-            _check_label(label, class_set, n_classes, f"{where}: images[{i}].label")
         values = item.get("values")
-        if isinstance(values, dict) and feature_set and not feature_set.issuperset(values):
+        if type(location) is not str or not location or len(item) > 1 + ("label" in item) + ("values" in item):
+            _raise_bad_image(item, f"{where}: images[{i}]")
+        # Fast paths for the common labels; _check_label explains anything else.
+        if label is not None and not (
+            (type(label) is str and (not n_classes or label in class_set))
+            or (type(label) is int and 0 <= label < n_classes)
+        ):
+            _check_label(label, class_set, n_classes, f"{where}: images[{i}].label")
+        if values is not None and type(values) is dict and feature_set and not feature_set.issuperset(values):
             extra = ", ".join(sorted(map(str, set(values) - feature_set)))
             raise DatasetError(
                 f"unknown feature(s) {extra}",
@@ -206,6 +203,14 @@ def _parse_images(raw: Any, classes: list[str], features: list[str], where: str)
             )
         append(Image(location, label, values))
     return images
+
+
+def _raise_bad_image(item: dict, where: str) -> None:
+    location = item.get("location")
+    if not isinstance(location, str) or not location:
+        raise DatasetError("`location` (a path) is missing", where=where)
+    extra = ", ".join(sorted(map(str, set(item) - _IMAGE_KEYS)))
+    raise DatasetError(f"unknown key(s) {extra}", where=where, hint="An image has `location`, `label` and `values`.")
 
 
 def _check_label(label: Any, class_set: frozenset[str], n_classes: int, where: str) -> None:
@@ -394,11 +399,10 @@ def _relocator(root: Path, target: Path | None):
     prefix = os.path.relpath(os.path.abspath(root), os.path.abspath(target)).replace(os.sep, "/")
     if prefix == ".":
         return _identity
+    prefix += "/"
 
     def relocate(location: str) -> str:
-        if location.startswith("/") or os.path.isabs(location):
-            return location
-        return posixpath.normpath(f"{prefix}/{location}")
+        return location if location.startswith("/") else prefix + location
 
     return relocate
 
