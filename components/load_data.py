@@ -1,7 +1,8 @@
 """KFP component ``load_data``: a dataset source into a folder artifact (distml.data.sources)."""
 
-from distml.components.image import COMPONENT_IMAGE
 from kfp import dsl
+
+from distml.components.image import COMPONENT_IMAGE
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)

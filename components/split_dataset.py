@@ -2,8 +2,9 @@
 
 from typing import List  # noqa: UP035 - KFP's type parser wants typing.List
 
-from distml.components.image import COMPONENT_IMAGE
 from kfp import dsl
+
+from distml.components.image import COMPONENT_IMAGE
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
