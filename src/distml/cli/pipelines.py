@@ -1,0 +1,163 @@
+"""`distml compile|run|submit|upload`: the pipelines, compiled, run locally or sent to a cluster.
+
+KFP is imported inside each command (through distml.pipelines.runner) so `distml --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from distml.errors import DistmlError
+
+if TYPE_CHECKING:
+    from distml.pipelines.runner import TaskProgress
+
+console = Console()
+progress_console = Console(stderr=True)
+
+_PARAM_HELP = "Pipeline parameter, converted to its declared type (lists and dicts as JSON). Repeatable."
+_HOST_HELP = "Kubeflow Pipelines API URL, e.g. http://localhost:8080 [env KF_PIPELINES_ENDPOINT]."
+
+
+def _show_progress(progress: TaskProgress) -> None:
+    took = f" in {progress.seconds:.1f}s" if progress.seconds is not None else ""
+    progress_console.print(f"[{progress.elapsed_s:7.1f}s] {progress.task}: {progress.state}{took}", highlight=False)
+
+
+def _params(name: str, items: tuple[str, ...]) -> dict[str, Any]:
+    from distml.pipelines import get_pipeline
+    from distml.pipelines.runner import parse_params
+
+    return parse_params(get_pipeline(name), items)
+
+
+@click.command("compile")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for <pipeline>.yaml and components/<component>.yaml [pipelines/compiled, components/yaml].",
+)
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 if the committed YAML differs from a fresh compile.")
+def compile_command(out_dir: Path | None, check: bool) -> None:
+    """Compile every pipeline and component to YAML (set DISTML_IMAGE to use your own image)."""
+    from distml.components import YAML_DIR, all_components, write_component_yaml
+    from distml.pipelines import COMPILED_DIR, all_pipelines
+    from distml.pipelines.runner import compile_all, stale_files
+
+    pipelines_dir = out_dir or COMPILED_DIR
+    components_dir = out_dir / "components" if out_dir else YAML_DIR
+    if check:
+        problems = stale_files(all_pipelines(), pipelines_dir) + stale_files(all_components(), components_dir)
+        if problems:
+            raise DistmlError(
+                f"compiled YAML is out of date: {'; '.join(problems)}",
+                hint="Run `distml compile` and commit the result",
+            )
+        console.print(f"compiled YAML is current in {pipelines_dir} and {components_dir}")
+        return
+    for path in [*compile_all(pipelines_dir), *write_component_yaml(components_dir)]:
+        console.print(f"wrote {path}", highlight=False)
+
+
+@click.command("run")
+@click.argument("name")
+@click.option("--local", "local_runner", is_flag=True, help="Run on KFP's local subprocess runner (required).")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help=_PARAM_HELP)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("distml-runs"),
+    show_default=True,
+    help="Each run gets a folder in here: task outputs, kfp-local.log, run.json.",
+)
+@click.option("--verbose", is_flag=True, help="Also stream every task's own output (always kept in kfp-local.log).")
+def run_command(name: str, local_runner: bool, params: tuple[str, ...], out_dir: Path, verbose: bool) -> None:
+    """Run pipeline NAME here, one subprocess per task, and list its outputs."""
+    if not local_runner:
+        raise click.UsageError("only --local is supported here; use `distml submit NAME --host URL` for a cluster")
+    from distml.pipelines.runner import run_local
+
+    arguments = _params(name, params)
+    run = run_local(
+        name, arguments, out_dir=out_dir, on_progress=_show_progress, echo_logs=sys.stdout if verbose else None
+    )
+    table = Table(title=f"{name}: outputs")
+    table.add_column("task")
+    table.add_column("output")
+    table.add_column("value or path", overflow="fold")
+    for output, value in run.outputs.items():
+        table.add_row("(pipeline)", output, str(value))
+    for task, outputs in run.task_outputs.items():
+        for output, value in outputs.items():
+            table.add_row(task, output, str(value))
+    console.print(table)
+    console.print(f"{name} SUCCEEDED in {run.seconds:.1f}s; results in {run.run_dir} (run.json, kfp-local.log)")
+
+
+@click.command("submit")
+@click.argument("name")
+@click.option("--host", required=True, envvar="KF_PIPELINES_ENDPOINT", help=_HOST_HELP)
+@click.option("--experiment", default="Default", show_default=True, help="Experiment to file the run under.")
+@click.option("--namespace", default=None, help="Kubeflow profile namespace (multi-user Kubeflow).")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help=_PARAM_HELP)
+@click.option("--wait/--no-wait", default=True, show_default=True, help="Follow the run until it finishes.")
+@click.option(
+    "--timeout", "timeout_s", type=click.FloatRange(min=0), default=None, help="Stop waiting after S seconds."
+)
+@click.option(
+    "--poll", "poll_s", type=click.FloatRange(min=0.1), default=10.0, show_default=True, help="Seconds between checks."
+)
+def submit_command(
+    name: str,
+    host: str,
+    experiment: str,
+    namespace: str | None,
+    params: tuple[str, ...],
+    wait: bool,
+    timeout_s: float | None,
+    poll_s: float,
+) -> None:
+    """Start pipeline NAME on a Kubeflow Pipelines cluster and follow it to the end."""
+    from distml.pipelines.runner import submit
+
+    arguments = _params(name, params)
+    submission = submit(
+        name,
+        host,
+        experiment,
+        arguments,
+        namespace=namespace,
+        wait=wait,
+        timeout_s=timeout_s,
+        poll_s=poll_s,
+        on_progress=_show_progress,
+    )
+    console.print(f"run {submission.run_id}: {submission.state}; {submission.url}", highlight=False)
+
+
+@click.command("upload")
+@click.argument("name")
+@click.option("--host", required=True, envvar="KF_PIPELINES_ENDPOINT", help=_HOST_HELP)
+@click.option("--version", default=None, help="Name of the new version when NAME exists [package version + time].")
+@click.option("--namespace", default=None, help="Kubeflow profile namespace (multi-user Kubeflow).")
+def upload_command(name: str, host: str, version: str | None, namespace: str | None) -> None:
+    """Upload pipeline NAME to Kubeflow Pipelines: a new pipeline, or a new version of it."""
+    from distml.pipelines.runner import upload
+
+    result = upload(name, host, version, namespace=namespace)
+    if result.created:
+        console.print(f"created pipeline {result.display_name} ({result.pipeline_id}): {result.url}", highlight=False)
+    else:
+        console.print(
+            f"added version {result.version_name} ({result.version_id}) to {result.display_name}: {result.url}",
+            highlight=False,
+        )

@@ -1,0 +1,353 @@
+"""`distml compile|run|submit|upload` and distml.pipelines.runner.
+
+The cluster commands talk to a local HTTP test double of the Kubeflow Pipelines REST API
+(pytest-httpserver) at the client's boundary: `kfp.Client(host=httpserver.url_for("/"))` makes the
+same calls it makes against a real KFP 2.x server (healthz, experiments, runs, pipelines/upload,
+pipelines/upload_version), and the double answers them as the v2beta1 API does.
+
+No `from __future__ import annotations` here: KFP reads the test components' annotations.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from kfp import dsl
+from kfp.components import load_component_from_file
+from werkzeug import Request, Response
+
+import distml.pipelines
+from distml.cli import main
+from distml.errors import DistmlError
+from distml.pipelines import runner
+
+API = "/apis/v2beta1"
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def write_text(repeat: int, text: str, out: dsl.Output[dsl.Dataset]) -> int:
+    """Writes TEXT REPEAT times; returns the length written."""
+    content = text * repeat
+    with open(out.path, "w") as handle:
+        handle.write(content)
+    out.metadata["repeat"] = repeat
+    return len(content)
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def measure(data: dsl.Input[dsl.Dataset], scale: float, strict: bool) -> float:
+    """The scaled length of DATA; fails when STRICT, to exercise a failing task."""
+    if strict:
+        raise ValueError("strict mode refuses to measure")
+    with open(data.path) as handle:
+        return len(handle.read()) * scale
+
+
+@dsl.pipeline(name="tiny", description="Two lightweight components, for the runner's tests.")
+def tiny(repeat: int = 3, text: str = "ab", scale: float = 0.5, strict: bool = False, tags: dict = {}) -> float:  # noqa: B006
+    written = write_text(repeat=repeat, text=text)
+    return measure(data=written.outputs["out"], scale=scale, strict=strict).output
+
+
+@pytest.fixture
+def tiny_registry(monkeypatch):
+    """The registry holds only `tiny`, so the commands run it like any pipeline module."""
+    monkeypatch.setattr(distml.pipelines, "all_pipelines", lambda: {"tiny": tiny})
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+# --- parameters -------------------------------------------------------------------------------
+
+
+def test_params_take_the_declared_types():
+    got = runner.parse_params(
+        tiny, ["repeat=4", "text=x=y", "scale=2", "strict=TRUE", 'tags={"run": [1, 2]}', "repeat=5"]
+    )
+    assert got == {"repeat": 5, "text": "x=y", "scale": 2.0, "strict": True, "tags": {"run": [1, 2]}}
+    assert isinstance(got["scale"], float)
+    assert runner.parse_params(tiny, ["strict=no"]) == {"strict": False}
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ("repeats=3", "tiny has no parameter 'repeats'"),
+        ("repeat=3.5", "'3.5' is not a valid int"),
+        ("scale=big", "'big' is not a valid float"),
+        ("strict=maybe", "'maybe' is not a valid bool"),
+        ("tags=[1]", "'[1]' is not a valid dict"),
+        ("tags={bad json", "is not a valid dict"),
+        ("repeat", "'repeat' is not KEY=VALUE"),
+    ],
+)
+def test_bad_params_are_named(item, message):
+    with pytest.raises(DistmlError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        runner.parse_params(tiny, [item])
+
+
+def test_cli_rejects_unknown_param_and_pipeline(tiny_registry, tmp_path):
+    result = invoke("run", "tiny", "--local", "--param", "epochs=3", "--out", tmp_path)
+    assert result.exit_code == 1
+    assert "error: --param epochs: tiny has no parameter 'epochs'" in result.output
+    assert "Parameters: repeat, scale, strict, tags, text" in result.output
+    result = invoke("run", "nope", "--local", "--out", tmp_path)
+    assert result.exit_code == 1
+    assert "unknown pipeline 'nope'. Known pipelines: tiny" in result.output
+    assert invoke("run", "tiny", "--out", tmp_path).exit_code == 2  # --local is required
+    assert not any(tmp_path.iterdir())
+
+
+# --- local runner -----------------------------------------------------------------------------
+
+
+def test_run_local_lists_outputs_and_progress(tiny_registry, tmp_path):
+    result = invoke("run", "tiny", "--local", "--param", "repeat=5", "--param", "scale=2", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    for line in ("write-text: RUNNING", "write-text: SUCCEEDED in", "measure: SUCCEEDED in", "run: SUCCEEDED in"):
+        assert line in result.stderr
+    assert "(pipeline) │ Output" in result.stdout
+    assert "20.0" in result.stdout  # len("ab" * 5) * 2
+
+    (run_dir,) = tmp_path.iterdir()
+    summary = json.loads((run_dir / "run.json").read_text())
+    assert summary["state"] == "SUCCEEDED"
+    assert summary["arguments"] == {"repeat": 5, "scale": 2.0}
+    assert summary["outputs"] == {"Output": 20.0}
+    assert summary["task_outputs"]["measure"] == {"Output": 20.0}
+    written = Path(summary["task_outputs"]["write-text"]["out"])
+    assert written.read_text() == "ab" * 5
+    assert summary["task_outputs"]["write-text"]["Output"] == 10
+    assert [t["task"] for t in summary["tasks"] if t["state"] == "SUCCEEDED"] == ["write-text", "measure", "run"]
+    assert "strict mode" not in (run_dir / "kfp-local.log").read_text()
+    assert "Executing task 'measure'" in (run_dir / "kfp-local.log").read_text()
+
+
+def test_run_local_failure_names_the_task_and_keeps_the_log(tmp_path):
+    events = []
+    with pytest.raises(DistmlError, match=r"pipeline tiny failed: .*'measure'") as raised:
+        runner.run_local(tiny, {"strict": True}, out_dir=tmp_path, on_progress=events.append)
+    (run_dir,) = tmp_path.iterdir()
+    assert str(run_dir / "kfp-local.log") in str(raised.value)
+    assert "ValueError: strict mode refuses to measure" in (run_dir / "kfp-local.log").read_text()
+    assert json.loads((run_dir / "run.json").read_text())["state"] == "FAILED"
+    assert ("measure", "FAILED") in [(e.task, e.state) for e in events]
+    assert events[-1].task == "run" and events[-1].state == "FAILED"
+
+
+# --- compile ----------------------------------------------------------------------------------
+
+
+def test_compile_writes_loadable_yaml_and_check_catches_drift(tiny_registry, tmp_path):
+    result = invoke("compile", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    compiled = tmp_path / "tiny.yaml"
+    component = load_component_from_file(str(compiled))
+    assert set(component.component_spec.inputs) == {"repeat", "text", "scale", "strict", "tags"}
+    assert (tmp_path / "components" / "load_data.yaml").is_file()
+    assert invoke("compile", "--out", tmp_path, "--check").exit_code == 0
+
+    compiled.write_text(compiled.read_text().replace("defaultValue: 3", "defaultValue: 4"))
+    result = invoke("compile", "--out", tmp_path, "--check")
+    assert result.exit_code == 1
+    assert f"{compiled}: differs from a fresh compile" in result.output
+    compiled.unlink()
+    (tmp_path / "old.yaml").write_text("{}")
+    result = invoke("compile", "--out", tmp_path, "--check")
+    assert f"{compiled}: missing" in result.output
+    assert "old.yaml: no pipeline or component of that name" in result.output
+
+
+def test_committed_yaml_equals_a_fresh_compile():
+    """Every pipeline (and component) in the registry, compiled now, equals the committed YAML.
+
+    Runs in a fresh process without DISTML_IMAGE, so the default image tag is what is compared.
+    """
+    env = {key: value for key, value in os.environ.items() if key != "DISTML_IMAGE"}
+    result = subprocess.run(
+        [sys.executable, "-c", "from distml.cli import main; main()", "compile", "--check"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(list(distml.pipelines.COMPILED_DIR.glob("*.yaml"))) == len(distml.pipelines.PIPELINE_NAMES)
+
+
+# --- cluster: against the KFP API test double ---------------------------------------------------
+
+
+@pytest.fixture
+def kfp_api(httpserver):
+    """The part of the KFP v2beta1 API every client session needs: health, as a single-user install."""
+    httpserver.expect_request(f"{API}/healthz").respond_with_json({"multi_user": False, "pipeline_store": "database"})
+    return httpserver
+
+
+def _expect_new_experiment(server, name: str) -> None:
+    """No experiment NAME yet (the list is empty), so the client creates it."""
+
+    def create(request: Request) -> Response:
+        assert request.get_json()["display_name"] == name
+        return Response(json.dumps({"experiment_id": "exp-1", "display_name": name}), content_type="application/json")
+
+    server.expect_request(f"{API}/experiments", method="GET").respond_with_json({})
+    server.expect_request(f"{API}/experiments", method="POST").respond_with_handler(create)
+
+
+def _runs_answering(server, *states: tuple[str, dict[str, str]]) -> list[dict]:
+    """POST /runs accepts the run; GET /runs/run-1 walks through STATES (run state, task states)."""
+    created: list[dict] = []
+
+    def create(request: Request) -> Response:
+        created.append(request.get_json())
+        return Response(json.dumps({"run_id": "run-1", "state": "PENDING"}), content_type="application/json")
+
+    polls = iter(states)
+
+    def get(request: Request) -> Response:
+        state, tasks = next(polls)
+        details = [{"display_name": task, "state": task_state} for task, task_state in tasks.items()]
+        body = {"run_id": "run-1", "state": state, "run_details": {"task_details": details}}
+        if state == "FAILED":
+            body["error"] = {"code": 2, "message": "task measure failed"}
+        return Response(json.dumps(body), content_type="application/json")
+
+    server.expect_request(f"{API}/runs", method="POST").respond_with_handler(create)
+    server.expect_request(f"{API}/runs/run-1", method="GET").respond_with_handler(get)
+    return created
+
+
+def test_submit_sends_the_compiled_spec_and_follows_the_run(tiny_registry, kfp_api):
+    _expect_new_experiment(kfp_api, "nightly")
+    created = _runs_answering(
+        kfp_api,
+        ("RUNNING", {"write-text": "RUNNING"}),
+        ("RUNNING", {"write-text": "SUCCEEDED", "measure": "RUNNING"}),
+        ("SUCCEEDED", {"write-text": "SUCCEEDED", "measure": "SUCCEEDED"}),
+    )
+    host = kfp_api.url_for("/")
+    result = invoke("submit", "tiny", "--host", host, "--experiment", "nightly", "--param", "repeat=7", "--poll", 0.1)
+    assert result.exit_code == 0, result.output
+    kfp_api.check_assertions()
+    (body,) = created
+    assert body["experiment_id"] == "exp-1"
+    assert body["display_name"].startswith("tiny-")
+    assert body["runtime_config"]["parameters"] == {"repeat": 7}
+    assert body["pipeline_spec"]["pipelineInfo"]["name"] == "tiny"
+    assert {"comp-write-text", "comp-measure"} <= set(body["pipeline_spec"]["components"])
+    assert "measure: RUNNING" in result.stderr and "measure: SUCCEEDED" in result.stderr
+    assert "run: SUCCEEDED" in result.stderr
+    assert f"run run-1: SUCCEEDED; {host.rstrip('/')}/#/runs/details/run-1" in result.stdout
+
+
+def test_submit_reports_a_failed_run_with_its_failed_tasks(tiny_registry, kfp_api):
+    _expect_new_experiment(kfp_api, "Default")
+    _runs_answering(kfp_api, ("FAILED", {"write-text": "SUCCEEDED", "measure": "FAILED"}))
+    result = invoke("submit", "tiny", "--host", kfp_api.url_for("/"), "--poll", 0.1)
+    assert result.exit_code == 1
+    assert "run run-1 finished FAILED: task measure failed; failed tasks: measure" in result.output
+    assert "/#/runs/details/run-1" in result.output
+
+
+def test_submit_times_out_without_cancelling(tiny_registry, kfp_api):
+    _expect_new_experiment(kfp_api, "Default")
+    _runs_answering(kfp_api, *[("RUNNING", {})] * 50)
+    with pytest.raises(DistmlError, match="run run-1 still RUNNING after") as raised:
+        runner.submit("tiny", kfp_api.url_for("/"), timeout_s=0.2, poll_s=0.1)
+    assert "goes on running on the cluster" in str(raised.value)
+    assert not [r for r, _ in kfp_api.log if r.path.endswith(":terminate")]
+
+
+def test_upload_creates_then_adds_versions(tiny_registry, kfp_api):
+    uploads: list[tuple[str, dict, bytes]] = []
+
+    def store(request: Request) -> Response:
+        uploads.append((request.path, dict(request.args), request.files["uploadfile"].read()))
+        if request.path.endswith("upload"):
+            body = {"pipeline_id": "pipe-1", "display_name": request.args["name"]}
+        else:
+            body = {"pipeline_id": "pipe-1", "pipeline_version_id": "ver-2", "display_name": request.args["name"]}
+        return Response(json.dumps(body), content_type="application/json")
+
+    listings = iter([{}, {"pipelines": [{"pipeline_id": "pipe-1", "display_name": "tiny"}]}])
+    kfp_api.expect_request(f"{API}/pipelines", method="GET").respond_with_handler(
+        lambda request: Response(json.dumps(next(listings)), content_type="application/json")
+    )
+    kfp_api.expect_request(f"{API}/pipelines/upload", method="POST").respond_with_handler(store)
+    kfp_api.expect_request(f"{API}/pipelines/upload_version", method="POST").respond_with_handler(store)
+    host = kfp_api.url_for("/")
+
+    result = invoke("upload", "tiny", "--host", host)
+    assert result.exit_code == 0, result.output
+    assert "created pipeline tiny (pipe-1)" in result.output
+    result = invoke("upload", "tiny", "--host", host, "--version", "v2")
+    assert result.exit_code == 0, result.output
+    assert "added version v2 (ver-2) to tiny" in result.output
+    kfp_api.check_assertions()
+
+    (first_path, first_args, first_file), (second_path, second_args, second_file) = uploads
+    assert first_path.endswith("/pipelines/upload") and first_args["name"] == "tiny"
+    assert second_path.endswith("/upload_version") and second_args == {"name": "v2", "pipelineid": "pipe-1"}
+    assert first_file == second_file
+    assert yaml.safe_load(first_file)["pipelineInfo"]["name"] == "tiny"
+    filters = [json.loads(r.args["filter"]) for r, _ in kfp_api.log if r.path == f"{API}/pipelines"]
+    assert filters[0]["predicates"][0]["stringValue"] == "tiny"
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_unreachable_host_fails_fast_naming_it(tiny_registry):
+    host = f"http://127.0.0.1:{_closed_port()}"
+    started = time.monotonic()
+    result = invoke("upload", "tiny", "--host", host)
+    assert time.monotonic() - started < 10
+    assert result.exit_code == 1
+    assert f"cannot reach Kubeflow Pipelines at {host}" in result.output
+    assert "kubectl port-forward" in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "content_type", "message"),
+    [
+        (404, "404 page not found", "text/plain", "answered HTTP 404"),
+        (401, "unauthorized", "text/plain", "needs credentials"),
+        (200, "<html>Sign in</html>", "text/html", "did not answer with JSON"),
+    ],
+)
+def test_host_that_is_not_the_kfp_api_is_named(tiny_registry, httpserver, status, body, content_type, message):
+    httpserver.expect_request(f"{API}/healthz").respond_with_data(body, status=status, content_type=content_type)
+    result = invoke("submit", "tiny", "--host", httpserver.url_for("/"))
+    assert result.exit_code == 1
+    assert message in result.output
+    assert httpserver.url_for("/").rstrip("/") in result.output
+
+
+def test_server_errors_carry_the_servers_message(tiny_registry, kfp_api):
+    kfp_api.expect_request(f"{API}/experiments", method="GET").respond_with_json(
+        {"error_message": "namespace is required in multi-user mode", "code": 3}, status=400
+    )
+    result = invoke("submit", "tiny", "--host", kfp_api.url_for("/"))
+    assert result.exit_code == 1
+    assert "submitting tiny failed: HTTP 400: namespace is required in multi-user mode" in result.output
+
+
+def test_host_must_be_an_url(tiny_registry):
+    result = invoke("upload", "tiny", "--host", "kfp.example.com")
+    assert result.exit_code == 1
+    assert "--host: 'kfp.example.com' is not an http(s) URL" in result.output
