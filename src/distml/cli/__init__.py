@@ -36,9 +36,11 @@ def main(debug: bool) -> None:
 
 def _register() -> None:
     from distml.cli.data import data
+    from distml.cli.train import train
     from distml.cli.pipelines import compile_command, run_command, submit_command, upload_command
 
     main.add_command(data)
+    main.add_command(train)
     for command in (compile_command, run_command, submit_command, upload_command):
         main.add_command(command)
 

@@ -1,0 +1,120 @@
+"""`distml train`: distributed training with local worker processes or a TFJob on a cluster."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import click
+
+from distml.errors import DistmlError
+
+MODELS = ("mlp", "cnn", "lenet5", "unet-small")
+
+
+def _echo_err(line: str) -> None:
+    click.echo(line, err=True)
+
+
+@click.command("train")
+@click.option("--launcher", type=click.Choice(["local", "kubernetes"]), default="local", show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Worker replicas.")
+@click.option("--model", "model", type=click.Choice(MODELS), required=True, help="Architecture.")
+@click.option(
+    "--data", "source", required=True, help="Loaded-data folder, or a source: sklearn:digits, dtd:PATH, npz:PATH..."
+)
+@click.option("--epochs", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Per worker.")
+@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True)
+@click.option("--image-size", type=click.IntRange(min=4), default=None, help="Resize DTD images (unet-small: 32, 64).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="Model folder.")
+@click.option("--onnx", is_flag=True, help="Also export model.onnx.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--image", default=None, help="[kubernetes] Worker image [default: the components' image].")
+@click.option("--gpus-per-worker", type=click.IntRange(min=0), default=0, show_default=True, help="[kubernetes]")
+@click.option("--node-selector", multiple=True, metavar="KEY=VALUE", help="[kubernetes] Repeatable.")
+@click.option("--toleration", multiple=True, metavar="KEY[=VALUE]:EFFECT", help="[kubernetes] Repeatable.")
+@click.option("--namespace", default="kubeflow", show_default=True, help="[kubernetes]")
+@click.option("--pvc", default=None, metavar="NAME:MOUNT", help="[kubernetes] Volume shared with the worker pods.")
+@click.option("--timeout", type=click.FloatRange(min=1), default=6 * 3600, show_default=True, help="Seconds.")
+@click.option("--dry-run", is_flag=True, help="[kubernetes] Print the TFJob YAML and call no API.")
+def train(
+    launcher: str,
+    workers: int,
+    model: str,
+    source: str,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    image_size: int | None,
+    out_dir: Path,
+    onnx: bool,
+    seed: int,
+    image: str | None,
+    gpus_per_worker: int,
+    node_selector: tuple[str, ...],
+    toleration: tuple[str, ...],
+    namespace: str,
+    pvc: str | None,
+    timeout: float,
+    dry_run: bool,
+) -> None:
+    """Train MODEL on DATA with WORKERS MultiWorkerMirroredStrategy workers; write a Model folder to OUT."""
+    from distml.training import launch
+    from distml.training.spec import PvcMount, Toleration
+    from distml.training.worker import WorkerConfig
+
+    if launcher == "local" and (dry_run or image or pvc or node_selector or toleration or gpus_per_worker):
+        raise click.UsageError(
+            "--image, --gpus-per-worker, --node-selector, --toleration, --pvc and --dry-run need --launcher kubernetes"
+        )
+    out = out_dir.resolve() if launcher == "local" else out_dir
+    config = WorkerConfig(
+        model=model,
+        data=Path(source),
+        out=out,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        image_size=image_size,
+        onnx=onnx,
+        seed=seed,
+    )
+    if launcher == "kubernetes":
+        from distml.components.image import COMPONENT_IMAGE
+
+        options = launch.ClusterOptions(
+            image=image or COMPONENT_IMAGE,
+            namespace=namespace,
+            gpus_per_worker=gpus_per_worker,
+            node_selector=dict(_key_value(item) for item in node_selector),
+            tolerations=[Toleration.parse(item) for item in toleration],
+            pvc=PvcMount.parse(pvc) if pvc else None,
+            timeout=timeout,
+        )
+        if dry_run:
+            click.echo(launch.dry_run_yaml(config, workers, options, launch.job_name_for(config, options)), nl=False)
+            return
+        with tempfile.TemporaryDirectory(prefix="distml-train-") as work:
+            config.data = launch.prepare_data(source, work)
+            metrics = launch.train_kubernetes(
+                config, workers, options, progress=_echo_err, failure_dir=out.parent / f"{out.name}.failure"
+            )
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f".{out.name}.work-", dir=out.parent))
+        try:
+            config.data = launch.prepare_data(source, work).resolve()
+            metrics = launch.train_local(config, workers, progress=_echo_err, timeout=timeout)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    shown = {k: round(v, 4) for k, v in metrics.items() if k.startswith("test_")}
+    click.echo(f"model folder: {out}  workers={metrics['workers']} " + " ".join(f"{k}={v}" for k, v in shown.items()))
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not key or not sep:
+        raise DistmlError(f"bad --node-selector {text!r}", hint="Write KEY=VALUE, e.g. nvidia.com/gpu.present=true.")
+    return key, value

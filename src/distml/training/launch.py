@@ -1,0 +1,177 @@
+"""Train with either launcher from one set of arguments: what the CLI and the component call."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from distml.errors import DistmlError
+from distml.training.local import run_local
+from distml.training.model_folder import METRICS_FILE
+from distml.training.spec import PvcMount, RunPolicy, Toleration, TrainingSpec, worker_args, worker_command
+from distml.training.worker import WorkerConfig
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class ClusterOptions:
+    """Where the TFJob's pods run; ``pvc`` is the volume shared by the launcher and the pods."""
+
+    image: str
+    namespace: str = "kubeflow"
+    gpus_per_worker: int = 0
+    node_selector: dict[str, str] = field(default_factory=dict)
+    tolerations: list[Toleration] = field(default_factory=list)
+    pvc: PvcMount | None = None
+    chief: bool = False
+    cpu: str | None = None
+    memory: str | None = None
+    service_account: str | None = None
+    run_policy: RunPolicy = field(default_factory=RunPolicy)
+    timeout: float = 6 * 3600
+    poll_interval: float = 10.0
+    run_key: str = ""  # stable per run (the component passes its output URI); empty: a new job every call
+
+
+def prepare_data(source: str, work_dir: str | os.PathLike[str]) -> Path:
+    """A loaded-data folder for ``source``: the folder itself, or ``source`` loaded into ``work_dir``."""
+    path = Path(source)
+    if path.is_dir():
+        if not (path / "metadata.json").exists():
+            raise DistmlError(
+                "not a loaded-data folder (no metadata.json)",
+                where=source,
+                hint="Pass a folder from `distml data load`, or a source such as sklearn:digits or dtd:PATH.",
+            )
+        return path
+    from distml.data.sources import load_data
+
+    target = Path(work_dir) / "data"
+    load_data(source, target)
+    return target
+
+
+def train_local(
+    config: WorkerConfig,
+    workers: int,
+    *,
+    progress: Progress | None = None,
+    log_dir: str | os.PathLike[str] | None = None,
+    timeout: float | None = None,
+) -> dict[str, Any]:
+    """Train with ``workers`` local processes; return the chief's metrics.json."""
+    with tempfile.TemporaryDirectory(prefix="distml-train-logs-") as scratch:
+        run_local(worker_args(config), workers, log_dir=log_dir or scratch, progress=progress, timeout=timeout)
+    return json.loads((config.out / METRICS_FILE).read_text(encoding="utf-8"))
+
+
+def cluster_spec(config: WorkerConfig, workers: int, options: ClusterOptions) -> TrainingSpec:
+    """The TrainingSpec of a TFJob that runs ``config`` (its paths as the pods see them)."""
+    return TrainingSpec(
+        image=options.image,
+        command=worker_command(config),
+        workers=workers,
+        chief=options.chief,
+        gpus_per_worker=options.gpus_per_worker,
+        cpu=options.cpu,
+        memory=options.memory,
+        node_selector=options.node_selector,
+        tolerations=options.tolerations,
+        pvcs=[options.pvc] if options.pvc else [],
+        service_account=options.service_account,
+        run_policy=options.run_policy,
+    )
+
+
+def dry_run_yaml(config: WorkerConfig, workers: int, options: ClusterOptions, name: str) -> str:
+    """The TFJob YAML that train_kubernetes would create; calls no API."""
+    from distml.training.tfjob import build_tfjob, to_yaml
+
+    staged = _on_volume(config, options, name) if options.pvc else config
+    return to_yaml(build_tfjob(cluster_spec(staged, workers, options), name=name, namespace=options.namespace))
+
+
+def job_name_for(config: WorkerConfig, options: ClusterOptions) -> str:
+    from distml.training.tfjob import job_name
+
+    return job_name(f"distml-{config.model}", options.run_key or uuid.uuid4().hex)
+
+
+def train_kubernetes(
+    config: WorkerConfig,
+    workers: int,
+    options: ClusterOptions,
+    *,
+    api_client: Any | None = None,
+    progress: Progress | None = None,
+    failure_dir: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """Run ``config`` as a TFJob; with a PVC, stage the data onto it and copy the model back to ``config.out``.
+
+    Without a PVC, ``config.data`` and ``config.out`` must already be paths the pods can reach.
+    """
+    from distml.training.kubernetes import TFJobLauncher, launching_pod_owner
+
+    name = job_name_for(config, options)
+    job_config = config
+    if options.pvc:
+        job_config = _on_volume(config, options, name)
+        if not Path(options.pvc.mount_path).is_dir():
+            raise DistmlError(
+                f"the PVC {options.pvc.claim} is not mounted here at {options.pvc.mount_path}",
+                hint="Mount the same PVC in the launching pod (kfp.kubernetes.mount_pvc) so data and model can "
+                "be copied; or pass --data and --out as paths on the volume, without --pvc.",
+            )
+        if not Path(job_config.data).exists():
+            shutil.copytree(config.data, job_config.data)
+    if api_client is None:
+        api_client = _api_client()
+    launcher = TFJobLauncher(
+        api_client,
+        namespace=options.namespace,
+        poll_interval=options.poll_interval,
+        progress=progress,
+        failure_dir=failure_dir,
+    )
+    owner = launching_pod_owner(namespace=options.namespace)
+    launcher.run(cluster_spec(job_config, workers, options), name=name, timeout=options.timeout, owner=owner)
+    if job_config.out != config.out:
+        staging = Path(tempfile.mkdtemp(prefix=f".{config.out.name}.", dir=config.out.parent))
+        shutil.rmtree(staging)
+        shutil.copytree(job_config.out, staging)
+        if config.out.exists():
+            config.out.rmdir()
+        os.replace(staging, config.out)
+        shutil.rmtree(job_config.out.parent, ignore_errors=True)
+    return json.loads((config.out / METRICS_FILE).read_text(encoding="utf-8"))
+
+
+def _on_volume(config: WorkerConfig, options: ClusterOptions, name: str) -> WorkerConfig:
+    """The same config with data and output in a per-job folder on the shared volume."""
+    assert options.pvc is not None
+    root = Path(options.pvc.mount_path) / "distml" / name
+    return replace(config, data=root / "data", out=root / "model", backup_dir=root / "backup")
+
+
+def _api_client() -> Any:
+    """In-cluster credentials in a pod, else the kubeconfig."""
+    from kubernetes import client, config
+
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        try:
+            config.load_kube_config()
+        except (config.ConfigException, FileNotFoundError) as err:
+            raise DistmlError(
+                f"no Kubernetes credentials ({err})", hint="Run inside a pod, or set KUBECONFIG / ~/.kube/config."
+            ) from None
+    return client.ApiClient()
