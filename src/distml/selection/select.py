@@ -1,0 +1,138 @@
+"""Pick the best of several Model folders by one metric of their ``metrics.json``.
+
+Ties are broken by position: among models with the same value the one given first wins
+(the order of the CLI arguments, or of the ``dsl.Collected`` list, which follows the
+``ParallelFor`` iterations). A model whose metric is NaN (a diverged run) ranks last and is
+never chosen while another model has a number.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from distml.errors import DistmlError
+
+METRICS_FILE = "metrics.json"
+DEFAULT_METRIC = "test_accuracy"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One model under comparison: where it is, what to call it, and its metrics."""
+
+    position: int
+    name: str
+    folder: Path
+    value: float
+    metrics: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The ranking (best first) of the candidates by ``metric``."""
+
+    metric: str
+    lowest: bool
+    ranked: list[Candidate]
+
+    @property
+    def chosen(self) -> Candidate:
+        return self.ranked[0]
+
+
+def select_model(
+    folders: list[str | os.PathLike[str]],
+    metric: str = DEFAULT_METRIC,
+    *,
+    lowest: bool = False,
+    names: list[str] | None = None,
+) -> Selection:
+    """Rank the Model ``folders`` by ``metric`` (highest first, or lowest first for a loss)."""
+    if not folders:
+        raise DistmlError("no models to select from", hint="Give at least one model folder.")
+    paths = [Path(folder) for folder in folders]
+    labels = names if names is not None else display_names(paths)
+    candidates = []
+    for i, path in enumerate(paths):
+        metrics = _read(path)
+        value = _metric_value(metrics, metric, where=str(path / METRICS_FILE))
+        candidates.append(Candidate(position=i, name=labels[i], folder=path, value=value, metrics=metrics))
+    if all(math.isnan(c.value) for c in candidates):
+        raise DistmlError(f"every model has {metric} = NaN", hint="Training diverged; there is nothing to select.")
+    ranked = sorted(candidates, key=lambda c: _rank_key(c, lowest))
+    return Selection(metric=metric, lowest=lowest, ranked=ranked)
+
+
+def display_names(paths: list[Path]) -> list[str]:
+    """Short unique names: folder names, or parent/folder when those collide, else numbered."""
+    for depth in (1, 2):
+        names = ["/".join(path.resolve().parts[-depth:]) for path in paths]
+        if len(set(names)) == len(names):
+            return names
+    return [f"{i}:{path.name}" for i, path in enumerate(paths)]
+
+
+def copy_model_folder(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> Path:
+    """Copy a Model folder to ``target`` (absent or empty) through a temporary name, so no half copy remains."""
+    out = Path(target)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise DistmlError("output folder is not empty", where=str(out), hint="Choose a new or empty folder.")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        shutil.copytree(source, staging, dirs_exist_ok=True)
+        staging.chmod(0o755)  # mkdtemp's 0700 would hide the model from a serving container's user
+        if out.exists():
+            out.rmdir()
+        os.replace(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out
+
+
+def _rank_key(candidate: Candidate, lowest: bool) -> tuple[bool, float, int]:
+    """NaN last, then by value in the asked direction, then by position (first given wins a tie)."""
+    if math.isnan(candidate.value):
+        return (True, 0.0, candidate.position)
+    value = candidate.value if lowest else -candidate.value
+    return (False, value, candidate.position)
+
+
+def _read(folder: Path) -> dict[str, Any]:
+    path = folder / METRICS_FILE
+    try:
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DistmlError(
+            f"no {METRICS_FILE}", where=str(folder), hint="Give Model folders written by training."
+        ) from None
+    except json.JSONDecodeError as err:
+        raise DistmlError(f"not valid JSON: {err}", where=str(path)) from None
+    if not isinstance(metrics, dict):
+        raise DistmlError("must hold a JSON object", where=str(path))
+    return metrics
+
+
+def _metric_value(metrics: dict[str, Any], metric: str, *, where: str) -> float:
+    if metric not in metrics:
+        numeric = sorted(key for key, value in metrics.items() if _is_number(value))
+        raise DistmlError(
+            f"no metric {metric!r}",
+            where=where,
+            hint=f"Use one of: {', '.join(numeric) or '(none)'}.",
+        )
+    value = metrics[metric]
+    if not _is_number(value):
+        raise DistmlError(f"{metric} is {value!r}, not a number", where=where)
+    return float(value)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
