@@ -1,0 +1,196 @@
+"""Kubernetes launcher against a local HTTP test double of the Kubernetes API (pytest-httpserver).
+
+The double answers at the kubernetes client's boundary (REST paths of TFJobs, pods, logs and
+events), so these tests exercise the real client calls without a cluster.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from kubernetes import client as k8s
+
+from distml.errors import DistmlError
+from distml.training.kubernetes import TFJobLauncher, TrainingFailed, launching_pod_owner
+from distml.training.spec import TrainingSpec
+
+NS, NAME = "team", "distml-cnn-0123456789"
+JOBS = f"/apis/kubeflow.org/v1/namespaces/{NS}/tfjobs"
+JOB = f"{JOBS}/{NAME}"
+PODS = f"/api/v1/namespaces/{NS}/pods"
+EVENTS = f"/api/v1/namespaces/{NS}/events"
+NOT_FOUND_JOB = {"kind": "Status", "code": 404, "reason": "NotFound", "details": {"name": NAME, "kind": "tfjobs"}}
+
+
+def _job(*conditions: str, replicas: dict | None = None) -> dict:
+    return {
+        "apiVersion": "kubeflow.org/v1",
+        "kind": "TFJob",
+        "metadata": {"name": NAME, "namespace": NS},
+        "status": {
+            "conditions": [
+                {"type": c, "status": "True", "message": f"TFJob {NAME} is {c.lower()}."} for c in conditions
+            ],
+            "replicaStatuses": replicas or {},
+        },
+    }
+
+
+def _pod(name: str, index: int, exit_code: int) -> dict:
+    phase = "Failed" if exit_code else "Succeeded"
+    return {
+        "metadata": {
+            "name": name,
+            "labels": {
+                "training.kubeflow.org/replica-type": "worker",
+                "training.kubeflow.org/replica-index": str(index),
+            },
+        },
+        "status": {
+            "phase": phase,
+            "containerStatuses": [
+                {
+                    "name": "tensorflow",
+                    "image": "img",
+                    "imageID": "",
+                    "ready": False,
+                    "restartCount": 0,
+                    "state": {"terminated": {"exitCode": exit_code}},
+                }
+            ],
+        },
+    }
+
+
+@pytest.fixture
+def launcher(httpserver, tmp_path):
+    configuration = k8s.Configuration(host=httpserver.url_for("/").rstrip("/"))
+    lines: list[str] = []
+    launcher = TFJobLauncher(
+        k8s.ApiClient(configuration),
+        namespace=NS,
+        poll_interval=0.01,
+        progress=lines.append,
+        failure_dir=tmp_path / "failure",
+    )
+    launcher.lines = lines
+    return launcher
+
+
+@pytest.fixture
+def spec() -> TrainingSpec:
+    return TrainingSpec(image="img", command=["python", "-m", "distml.training.worker"], workers=2)
+
+
+def _deletes(httpserver) -> list:
+    return [request for request, _ in httpserver.log if request.method == "DELETE"]
+
+
+def test_success_creates_waits_and_deletes(httpserver, launcher, spec):
+    httpserver.expect_ordered_request(JOB, method="GET").respond_with_json(NOT_FOUND_JOB, status=404)
+    httpserver.expect_ordered_request(JOBS, method="POST").respond_with_json(_job())
+    httpserver.expect_ordered_request(JOB, method="GET").respond_with_json(_job("Created"))
+    running = _job("Created", "Running", replicas={"Worker": {"active": 2}})
+    httpserver.expect_ordered_request(JOB, method="GET").respond_with_json(running)
+    done = _job("Created", "Running", "Succeeded", replicas={"Worker": {"succeeded": 2}})
+    httpserver.expect_ordered_request(JOB, method="GET").respond_with_json(done)
+    httpserver.expect_ordered_request(JOB, method="DELETE").respond_with_json({})
+
+    result = launcher.run(spec, name=NAME, timeout=30)
+
+    assert (result.state, result.attached) == ("Succeeded", False)
+    created = json.loads(httpserver.log[1][0].data)
+    assert created["spec"]["runPolicy"]["cleanPodPolicy"] == "None"
+    assert any("Running Worker[active=2]" in line for line in launcher.lines)
+    assert len(_deletes(httpserver)) == 1
+
+
+def test_restarted_launcher_reattaches_instead_of_creating(httpserver, launcher, spec):
+    httpserver.expect_ordered_request(JOB, method="GET").respond_with_json(_job("Running"))
+    httpserver.expect_ordered_request(JOB, method="GET").respond_with_json(_job("Succeeded"))
+    httpserver.expect_ordered_request(JOB, method="DELETE").respond_with_json({})
+
+    result = launcher.run(spec, name=NAME, timeout=30)
+
+    assert result.attached
+    assert not [request for request, _ in httpserver.log if request.method == "POST"]
+
+
+def test_failure_names_the_replica_and_saves_logs_before_deleting(httpserver, launcher, spec, tmp_path):
+    httpserver.expect_request(JOB, method="GET").respond_with_json(_job("Created", "Running", "Failed"))
+    httpserver.expect_request(PODS, method="GET").respond_with_json(
+        {"items": [_pod(f"{NAME}-worker-0", 0, 0), _pod(f"{NAME}-worker-1", 1, 137)]}
+    )
+    httpserver.expect_request(f"{PODS}/{NAME}-worker-1/log", method="GET").respond_with_data(
+        "worker-1 epoch=1/5 loss=2.3\nResourceExhausted: OOM when allocating tensor\n"
+    )
+    httpserver.expect_request(EVENTS, method="GET").respond_with_json(
+        {
+            "items": [
+                {
+                    "metadata": {"name": "e1"},
+                    "type": "Warning",
+                    "reason": "OOMKilled",
+                    "message": "out of memory",
+                    "involvedObject": {"kind": "Pod", "name": f"{NAME}-worker-1"},
+                }
+            ]
+        }
+    )
+    httpserver.expect_request(JOB, method="DELETE").respond_with_json({})
+    httpserver.expect_request(JOBS, method="POST").respond_with_json({}, status=409)
+
+    with pytest.raises(TrainingFailed) as failure:
+        launcher.run(spec, name=NAME, timeout=30)
+
+    message = str(failure.value)
+    assert f"worker-1 (pod {NAME}-worker-1) failed" in message
+    assert "OOM when allocating tensor" in message
+    saved = tmp_path / "failure"
+    assert "OOM when allocating" in (saved / f"{NAME}-worker-1.log").read_text()
+    assert "OOMKilled" in (saved / "events.txt").read_text()
+    methods = [request.method for request, _ in httpserver.log]
+    assert methods[-1] == "DELETE"  # deleted only after logs and events were read
+
+
+def test_timeout_deletes_the_job(httpserver, launcher, spec):
+    httpserver.expect_request(JOB, method="GET").respond_with_json(_job("Created", "Running"))
+    httpserver.expect_request(PODS, method="GET").respond_with_json({"items": []})
+    httpserver.expect_request(EVENTS, method="GET").respond_with_json({"items": []})
+    httpserver.expect_request(JOB, method="DELETE").respond_with_json({})
+
+    with pytest.raises(TrainingFailed, match="did not finish within 0 s"):
+        launcher.run(spec, name=NAME, timeout=0.05)
+    assert len(_deletes(httpserver)) == 1
+
+
+def test_missing_training_operator_says_how_to_install(httpserver, launcher, spec):
+    httpserver.expect_request(JOB, method="GET").respond_with_data("404 page not found", status=404)
+
+    with pytest.raises(DistmlError) as error:
+        launcher.run(spec, name=NAME, timeout=30)
+    assert "Training Operator not installed" in str(error.value)
+    assert "training-operator.git/manifests/overlays/standalone?ref=v1.9.0" in str(error.value)
+
+
+def test_forbidden_names_verb_resource_and_role(httpserver, launcher, spec):
+    httpserver.expect_request(JOB, method="GET").respond_with_json(NOT_FOUND_JOB, status=404)
+    httpserver.expect_request(JOBS, method="POST").respond_with_json(
+        {"kind": "Status", "code": 403, "reason": "Forbidden", "message": "tfjobs.kubeflow.org is forbidden"},
+        status=403,
+    )
+
+    with pytest.raises(DistmlError) as error:
+        launcher.run(spec, name=NAME, timeout=30)
+    text = str(error.value)
+    assert "cannot create tfjobs.kubeflow.org" in text and f"namespace {NS}" in text
+    assert "distml-pipeline-runner" in text and "manifests/rbac.yaml" in text
+
+
+def test_owner_is_the_launching_kfp_pod_in_the_same_namespace():
+    env = {"KFP_POD_NAME": "train-pod", "KFP_POD_UID": "uid-1", "KFP_NAMESPACE": NS}
+    owner = launching_pod_owner(env, namespace=NS)
+    assert (owner.kind, owner.name, owner.uid) == ("Pod", "train-pod", "uid-1")
+    assert launching_pod_owner(env, namespace="elsewhere") is None
+    assert launching_pod_owner({}, namespace=NS) is None
