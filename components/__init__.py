@@ -14,12 +14,20 @@ YAML_DIR = Path(__file__).parent / "yaml"
 
 def all_components() -> dict:
     """Every component by name (imported here, not at package import: KFP is slow to load)."""
+    from distml.components.cleanup_parts import cleanup_parts
+    from distml.components.gather_metrics import gather_metrics
+    from distml.components.infer_shard import infer_shard
     from distml.components.load_data import load_data
     from distml.components.split_dataset import split_dataset
+    from distml.components.train import train
 
     return {
         "load_data": load_data,
         "split_dataset": split_dataset,
+        "train": train,
+        "infer_shard": infer_shard,
+        "gather_metrics": gather_metrics,
+        "cleanup_parts": cleanup_parts,
     }
 
 
