@@ -1,7 +1,8 @@
-"""manifests/: the Role grants exactly what the launcher and the deploy step use, nothing more."""
+"""What the cluster gets: manifests/ (the Role grants exactly what our steps use) and the image's requirements."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 from dataclasses import dataclass
@@ -10,7 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-MANIFESTS = Path(__file__).resolve().parents[1] / "manifests"
+REPO = Path(__file__).resolve().parents[1]
+MANIFESTS = REPO / "manifests"
 
 # (apiGroup, resource) -> verbs: the TFJob launcher (distml.training.kubernetes) and the deploy
 # step (distml.serving.deploy). A new API call there means a deliberate change here.
@@ -109,3 +111,22 @@ def test_pvc_is_shared_between_nodes():
     assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
     assert claim["spec"]["resources"]["requests"]["storage"].endswith("Gi")
     assert claim["metadata"]["namespace"] == by_kind(load("rbac.yaml"))["Role"]["metadata"]["namespace"]
+
+
+def test_gpu_image_keeps_its_gpu_tensorflow():
+    """docker/tensorflow installs the tf, onnx and cluster extras except tensorflow-cpu, which would
+    overwrite the base image's GPU TensorFlow (the same module)."""
+    spec = importlib.util.spec_from_file_location(
+        "extra_requirements", REPO / "docker/tensorflow/extra_requirements.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    got = module.extra_requirements(REPO / "setup.cfg", ["tf", "onnx", "cluster"], onnxruntime="onnxruntime-gpu")
+    names = [re.split(r"[<>=!~ ]", requirement, maxsplit=1)[0] for requirement in got]
+    assert not {"tensorflow", "tensorflow-cpu"} & set(names)
+    assert {"tf-keras", "tf2onnx", "onnx", "onnxruntime-gpu", "kubeflow-training", "kserve"} <= set(names)
+    assert "onnxruntime" not in names
+    assert len(names) == len(set(names))
+    dockerfile = (REPO / "docker/tensorflow/Dockerfile").read_text()
+    assert "ARG BASE_IMAGE=tensorflow/tensorflow:2.21.0-gpu" in dockerfile
+    assert "extra_requirements.py setup.cfg tf onnx cluster" in dockerfile
