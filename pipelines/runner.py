@@ -6,6 +6,7 @@ report progress through a callback (TaskProgress: task, state, elapsed) instead 
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import io
 import json
@@ -239,24 +240,42 @@ class _TaskLogWatcher(logging.Filter):
 
 
 class _Tee(io.TextIOBase):
-    """KFP local's chatter (task logs, executor inputs): to the log file, and the terminal if asked."""
+    """Stands in for stdout during a local run: KFP's chatter (task output, executor inputs) goes to
+    the log file, and to the terminal too if asked; progress callbacks print to the terminal.
 
-    def __init__(self, log: io.TextIOBase, echo: io.TextIOBase | None) -> None:
+    KFP prints from several threads at once (dsl.ParallelFor), so which way a write goes is decided
+    per thread, never by swapping sys.stdout back and forth.
+    """
+
+    def __init__(self, log: io.TextIOBase, terminal: io.TextIOBase, echo: bool) -> None:
         self._log = log
+        self._terminal = terminal
         self._echo = echo
         self._lock = threading.Lock()
+        self._local = threading.local()
+
+    @contextlib.contextmanager
+    def to_terminal(self) -> Iterator[None]:
+        """Writes from this thread, inside the block, go to the terminal only."""
+        self._local.to_terminal = True
+        try:
+            yield
+        finally:
+            self._local.to_terminal = False
 
     def write(self, text: str) -> int:
         with self._lock:
+            if getattr(self._local, "to_terminal", False):
+                self._terminal.write(text)
+                return len(text)
             self._log.write(_ANSI.sub("", text))
-            if self._echo is not None:
-                self._echo.write(text)
+            if self._echo:
+                self._terminal.write(text)
         return len(text)
 
     def flush(self) -> None:
         self._log.flush()
-        if self._echo is not None:
-            self._echo.flush()
+        self._terminal.flush()
 
 
 def _new_run_dir(out_dir: Path, name: str) -> Path:
@@ -299,12 +318,12 @@ def run_local(
     *,
     out_dir: Path = DEFAULT_RUNS_DIR,
     on_progress: ProgressCallback | None = None,
-    echo_logs: io.TextIOBase | None = None,
+    echo_logs: bool = False,
 ) -> LocalRun:
     """Run a pipeline (by registry name, or a pipeline function) on KFP's local subprocess runner.
 
     Each run gets its own folder under OUT_DIR: KFP's task folders, ``kfp-local.log`` (every
-    task's own output; also copied to ECHO_LOGS when given) and ``run.json`` (summary). A
+    task's own output; also shown on stdout with ECHO_LOGS) and ``run.json`` (summary). A
     failed task raises DistmlError naming it and the log; run.json then says FAILED.
     """
     component = registry.get_pipeline(pipeline) if isinstance(pipeline, str) else pipeline
@@ -314,40 +333,50 @@ def run_local(
     run_dir = _new_run_dir(Path(out_dir).resolve(), name)
     run = LocalRun(pipeline=name, run_dir=run_dir, log_file=run_dir / "kfp-local.log", arguments=arguments)
 
-    terminal = sys.stdout
-
-    def report(progress: TaskProgress) -> None:
-        run.tasks.append(progress)
-        if on_progress is not None:  # to the caller's stdout, not into the log KFP's output goes to
-            with contextlib.redirect_stdout(terminal):
-                on_progress(progress)
-
     started = time.monotonic()
-    watcher = _TaskLogWatcher(started, report)
     root_logger = logging.getLogger()
-    root_logger.addFilter(watcher)
-    report(TaskProgress("run", "RUNNING", 0.0))
-    try:
-        with run.log_file.open("w") as log, contextlib.redirect_stdout(_Tee(log, echo_logs)):
-            local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(run_dir / "tasks"))
-            try:
+    with run.log_file.open("w") as log:
+        stdout = _Tee(log, sys.stdout, echo=echo_logs)
+
+        def report(progress: TaskProgress) -> None:
+            run.tasks.append(progress)
+            if on_progress is not None:
+                with stdout.to_terminal():
+                    on_progress(progress)
+
+        watcher = _TaskLogWatcher(started, report)
+        root_logger.addFilter(watcher)
+        original_level, original_handlers, original_print = root_logger.level, root_logger.handlers, builtins.print
+        to_log = logging.StreamHandler(stdout)
+        to_log.setFormatter(logging.Formatter("%(asctime)s - %(levelname)s - %(message)s"))
+        root_logger.handlers = [to_log]
+        root_logger.setLevel(min(original_level or logging.INFO, logging.INFO))
+        try:
+            report(TaskProgress("run", "RUNNING", 0.0))
+            with contextlib.redirect_stdout(stdout):
+                local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(run_dir / "tasks"))
                 task = component(**arguments)
-            except RuntimeError as err:
-                run.state, run.error = "FAILED", _ANSI.sub("", str(err))
-            else:
-                run.state = "SUCCEEDED"
-                run.outputs = {key: _as_result(value) for key, value in task.outputs.items()}
-    finally:
-        root_logger.removeFilter(watcher)
-        if run.state == "RUNNING":  # interrupted, or KFP itself broke: run.json must not look complete
-            run.state, run.error = "FAILED", run.error or "interrupted"
-        run.seconds = time.monotonic() - started
-        tasks_dir = run_dir / "tasks"
-        kfp_runs = sorted(p for p in tasks_dir.iterdir() if p.is_dir()) if tasks_dir.is_dir() else []
-        if kfp_runs:
-            run.task_outputs = _task_outputs(kfp_runs[-1])
-        report(TaskProgress("run", run.state, run.seconds, run.seconds))
-        run.write_summary()
+            run.state = "SUCCEEDED"
+            run.outputs = {key: _as_result(value) for key, value in task.outputs.items()}
+        except RuntimeError as err:  # KFP's way of saying a task failed
+            run.state, run.error = "FAILED", _ANSI.sub("", str(err))
+        except BaseException as err:  # interrupted, or a bug: keep the traceback, but say FAILED in run.json
+            run.state, run.error = "FAILED", f"stopped by {type(err).__name__}: {err}"
+            raise
+        finally:
+            # KFP saves and restores these around each message, which interleaving tasks (dsl.ParallelFor)
+            # undo: records dropped or sent to a stray stderr handler, print left indented after the run.
+            root_logger.removeFilter(watcher)
+            root_logger.handlers = original_handlers
+            root_logger.setLevel(original_level)
+            builtins.print = original_print
+            run.seconds = time.monotonic() - started
+            tasks_dir = run_dir / "tasks"
+            kfp_runs = sorted(p for p in tasks_dir.iterdir() if p.is_dir()) if tasks_dir.is_dir() else []
+            if kfp_runs:
+                run.task_outputs = _task_outputs(kfp_runs[-1])
+            report(TaskProgress("run", run.state, run.seconds, run.seconds))
+            run.write_summary()
     if run.state != "SUCCEEDED":
         raise DistmlError(
             f"pipeline {name} failed: {run.error}",

@@ -56,6 +56,13 @@ def tiny(repeat: int = 3, text: str = "ab", scale: float = 0.5, strict: bool = F
     return measure(data=written.outputs["out"], scale=scale, strict=strict).output
 
 
+@dsl.pipeline(name="tiny-fan-out")
+def tiny_fan_out(repeat: int = 2):
+    written = write_text(repeat=repeat, text="abc")
+    with dsl.ParallelFor([1.0, 2.0, 3.0], parallelism=3) as scale:
+        measure(data=written.outputs["out"], scale=scale, strict=False)
+
+
 @pytest.fixture
 def tiny_registry(monkeypatch):
     """The registry holds only `tiny`, so the commands run it like any pipeline module."""
@@ -130,6 +137,25 @@ def test_run_local_lists_outputs_and_progress(tiny_registry, tmp_path):
     assert [t["task"] for t in summary["tasks"] if t["state"] == "SUCCEEDED"] == ["write-text", "measure", "run"]
     assert "strict mode" not in (run_dir / "kfp-local.log").read_text()
     assert "Executing task 'measure'" in (run_dir / "kfp-local.log").read_text()
+
+
+def test_parallel_tasks_each_report_and_leave_logging_and_print_alone(tmp_path):
+    """Tasks of a dsl.ParallelFor run at once; KFP's per-message logging set-up must not lose any."""
+    import builtins
+    import logging
+
+    root, print_before = logging.getLogger(), builtins.print
+    handlers_before, level_before = list(root.handlers), root.level
+    events = []
+    run = runner.run_local(tiny_fan_out, {}, out_dir=tmp_path, on_progress=events.append)
+    assert [e.task for e in events if e.state == "SUCCEEDED"].count("measure") == 3
+    assert {task: out["Output"] for task, out in run.task_outputs.items() if "measure" in task} == {
+        "for-loop-2-iteration-0/measure": 6.0,
+        "for-loop-2-iteration-1/measure": 12.0,
+        "for-loop-2-iteration-2/measure": 18.0,
+    }
+    assert builtins.print is print_before
+    assert root.handlers == handlers_before and root.level == level_before
 
 
 def test_run_local_failure_names_the_task_and_keeps_the_log(tmp_path):

@@ -5,7 +5,6 @@ KFP is imported inside each command (through distml.pipelines.runner) so `distml
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -87,9 +86,7 @@ def run_command(name: str, local_runner: bool, params: tuple[str, ...], out_dir:
     from distml.pipelines.runner import run_local
 
     arguments = _params(name, params)
-    run = run_local(
-        name, arguments, out_dir=out_dir, on_progress=_show_progress, echo_logs=sys.stdout if verbose else None
-    )
+    run = run_local(name, arguments, out_dir=out_dir, on_progress=_show_progress, echo_logs=verbose)
     table = Table(title=f"{name}: outputs")
     table.add_column("task")
     table.add_column("output")
