@@ -17,8 +17,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -105,19 +103,6 @@ def _write_json(path: Path, value: dict[str, Any]) -> None:
 
 
 def _to_onnx(saved_model_dir: Path, onnx_path: Path) -> None:
-    """SavedModel -> ONNX through the inference package's converter when it exists."""
-    try:
-        from distml.inference.convert import saved_model_to_onnx
-    except ImportError:
-        saved_model_to_onnx = _tf2onnx_cli
+    from distml.inference.convert import saved_model_to_onnx
+
     saved_model_to_onnx(saved_model_dir, onnx_path)
-
-
-def _tf2onnx_cli(saved_model_dir: Path, onnx_path: Path) -> None:
-    """Stand-in until distml.inference.convert exists: tf2onnx in a child process (it alters TF's state)."""
-    command = [sys.executable, "-m", "tf2onnx.convert", "--saved-model", str(saved_model_dir)]
-    command += ["--output", str(onnx_path), "--opset", "17"]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0 or not onnx_path.exists():
-        tail = "\n".join(done.stderr.strip().splitlines()[-5:])
-        raise DistmlError(f"ONNX conversion failed: {tail}", where=str(saved_model_dir))
