@@ -36,11 +36,14 @@ def main(debug: bool) -> None:
 
 def _register() -> None:
     from distml.cli.data import data
+    from distml.cli.infer import gather, infer
     from distml.cli.train import train
     from distml.cli.pipelines import compile_command, run_command, submit_command, upload_command
 
     main.add_command(data)
     main.add_command(train)
+    main.add_command(infer)
+    main.add_command(gather)
     for command in (compile_command, run_command, submit_command, upload_command):
         main.add_command(command)
 
