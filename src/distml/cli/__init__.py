@@ -39,8 +39,12 @@ def _register() -> None:
     from distml.cli.infer import gather, infer
     from distml.cli.train import train
     from distml.cli.pipelines import compile_command, run_command, submit_command, upload_command
+    from distml.cli.select import average_command, select_command
+    from distml.cli.serve import deploy_command, serve_command
 
     main.add_command(data)
+    for command in (select_command, average_command, serve_command, deploy_command):
+        main.add_command(command)
     main.add_command(train)
     main.add_command(infer)
     main.add_command(gather)

@@ -1,0 +1,184 @@
+"""`distml serve` (KServe's model server on this machine) and `distml deploy` (an InferenceService, or local)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from distml.cli.options import node_selector_callback, tolerations_callback
+
+console = Console(stderr=True)
+
+_name = click.option("--name", required=True, help="Model / InferenceService name (DNS-1035 label).")
+
+
+@click.command("serve")
+@click.option(
+    "--model",
+    "model_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Model folder (model.onnx or model/1 SavedModel, model.json).",
+)
+@_name
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True, help="HTTP port.")
+def serve_command(model_dir: Path, name: str, port: int) -> None:
+    """Serve a Model folder with KServe's model server (V1 and V2 protocols) until Ctrl-C."""
+    _serve(model_dir, name, port)
+
+
+def _serve(model_dir: Path, name: str, port: int) -> None:
+    from distml.serving.local import make_kserve_model, run_server
+
+    model = make_kserve_model(model_dir, name)
+    console.print(
+        f"serving {model_dir} as {name!r} on port {port} ({model.predictor.backend}); "
+        f'POST http://127.0.0.1:{port}/v1/models/{name}:predict with {{"instances": [...]}}'
+    )
+    run_server(model, port)
+
+
+@click.command("deploy")
+@click.option(
+    "--target",
+    type=click.Choice(["kserve", "local"]),
+    default="kserve",
+    show_default=True,
+    help="kserve: create/patch an InferenceService; local: serve here (as `distml serve`).",
+)
+@_name
+@click.option("--storage-uri", help="kserve: URI of the Model folder (pvc://PVC/PATH, s3://..., gs://...).")
+@click.option(
+    "--model", "model_dir", type=click.Path(file_okay=False, path_type=Path), help="local: the Model folder to serve."
+)
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True, help="local: HTTP port.")
+@click.option(
+    "--format",
+    "model_format",
+    type=click.Choice(["tensorflow", "onnx"]),
+    default="tensorflow",
+    show_default=True,
+    help="Predictor: TF Serving (model/1 SavedModel) or the ONNX runtime (model.onnx).",
+)
+@click.option("--gpus", type=click.IntRange(min=0), default=0, show_default=True, help="GPUs per replica.")
+@click.option("--cpu", default="1", show_default=True, help="CPU request and limit per replica.")
+@click.option("--memory", default="2Gi", show_default=True, help="Memory request and limit per replica.")
+@click.option(
+    "--node-selector",
+    "node_selector",
+    multiple=True,
+    callback=node_selector_callback,
+    metavar="KEY=VALUE",
+    help="Node label the predictor pods need (repeatable).",
+)
+@click.option(
+    "--toleration",
+    "tolerations",
+    multiple=True,
+    callback=tolerations_callback,
+    metavar="KEY[=VALUE]:EFFECT",
+    help="Taint the predictor pods tolerate (repeatable).",
+)
+@click.option(
+    "--min-replicas", type=click.IntRange(min=0), default=1, show_default=True, help="0 allows scale to zero."
+)
+@click.option("--max-replicas", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option(
+    "--scale-metric",
+    type=click.Choice(["cpu", "memory", "concurrency", "rps"]),
+    default=None,
+    help="Autoscaling metric (with --scale-target).",
+)
+@click.option("--scale-target", type=click.IntRange(min=1), default=None, help="Autoscaling target value.")
+@click.option(
+    "--canary-percent",
+    type=click.IntRange(0, 100),
+    default=None,
+    help="Traffic share of the new revision (the previous one keeps the rest).",
+)
+@click.option("--service-account", default=None, help="Service account of the predictor (storage credentials).")
+@click.option("--namespace", default=None, help="Namespace [the pod's or the kubeconfig context's].")
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=click.IntRange(min=1),
+    default=600,
+    show_default=True,
+    help="Seconds to wait for Ready.",
+)
+@click.option("--no-wait", is_flag=True, help="Return after create/patch without waiting for Ready.")
+@click.option("--dry-run", is_flag=True, help="Print the InferenceService YAML; call no API.")
+def deploy_command(
+    target: str,
+    name: str,
+    storage_uri: str | None,
+    model_dir: Path | None,
+    port: int,
+    model_format: str,
+    gpus: int,
+    cpu: str,
+    memory: str,
+    node_selector: dict[str, str],
+    tolerations: list,
+    min_replicas: int,
+    max_replicas: int,
+    scale_metric: str | None,
+    scale_target: int | None,
+    canary_percent: int | None,
+    service_account: str | None,
+    namespace: str | None,
+    timeout_s: int,
+    no_wait: bool,
+    dry_run: bool,
+) -> None:
+    """Deploy a model: a KServe InferenceService on the cluster, or the local model server.
+
+    Creates the InferenceService when absent, patches it only when its spec differs, and waits
+    for the generation it wrote to be Ready, showing the conditions while it waits.
+    """
+    if target == "local":
+        if model_dir is None:
+            raise click.UsageError("--target local needs --model DIR")
+        _serve(model_dir, name, port)
+        return
+    if not storage_uri:
+        raise click.UsageError("--target kserve needs --storage-uri")
+    from distml.serving import deploy
+    from distml.serving.isvc import ServingSpec, build_inference_service, to_yaml
+
+    spec = ServingSpec(
+        name=name,
+        storage_uri=storage_uri,
+        namespace=namespace or "default",
+        model_format=model_format,
+        gpus=gpus,
+        cpu=cpu,
+        memory=memory,
+        node_selector=node_selector,
+        tolerations=tolerations,
+        min_replicas=min_replicas,
+        max_replicas=max_replicas,
+        scale_metric=scale_metric,
+        scale_target=scale_target,
+        canary_traffic_percent=canary_percent,
+        service_account=service_account,
+    )
+    if dry_run:
+        click.echo(to_yaml(build_inference_service(spec)), nl=False)
+        return
+    api_client = deploy.kube_api_client()
+    spec.namespace = namespace or deploy.current_namespace()
+    started = time.monotonic()
+    result = deploy.deploy_inference_service(
+        build_inference_service(spec),
+        api_client,
+        wait=not no_wait,
+        timeout_s=timeout_s,
+        progress=lambda message: console.print(f"[{time.monotonic() - started:5.0f} s] {message}", markup=False),
+    )
+    click.echo(
+        f"{result.namespace}/{result.name} {result.action} generation {result.generation}: {result.status} {result.url}"
+    )

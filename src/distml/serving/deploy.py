@@ -1,0 +1,357 @@
+"""Create or update an InferenceService and wait until the generation we wrote is Ready.
+
+Idempotent: GET first; create when absent; otherwise a JSON merge patch only when our spec
+is not already contained in the live one (deploying twice sends nothing the second time).
+Settings we manage but no longer ask for (node selector, tolerations, canary percent, GPU
+limit, ...) are patched to null so they really go. Nothing here ever deletes: a refused patch
+leaves the serving revision as it was.
+
+Talks to the API through ``kubernetes.client.CustomObjectsApi`` with the kserve SDK's typed
+InferenceService as the body, not through ``kserve.KServeClient``: that client loads a kubeconfig
+in its constructor and wraps every ``ApiException`` in a ``RuntimeError`` string, which loses the
+HTTP status this module needs to tell a missing KServe (404) from missing RBAC (403).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from distml.errors import DistmlError
+
+GROUP = "serving.kserve.io"
+VERSION = "v1beta1"
+PLURAL = "inferenceservices"
+RESOURCE = f"{PLURAL}.{GROUP}"
+FIELD_MANAGER = "distml"
+RBAC_HINT = (
+    "Bind the pipeline's service account to the Role distml-pipeline-runner in manifests/rbac.yaml "
+    "(kubectl apply -n {namespace} -f manifests/rbac.yaml)."
+)
+#: KServe model states after which waiting longer cannot help.
+TERMINAL_TRANSITIONS = ("BlockedByFailedLoad", "InvalidSpec")
+#: Predictor keys we may set; when the live object has one we no longer ask for, the patch nulls it.
+MANAGED_PREDICTOR_KEYS = (
+    "nodeSelector",
+    "tolerations",
+    "canaryTrafficPercent",
+    "scaleMetric",
+    "scaleTarget",
+    "serviceAccountName",
+)
+GPU_RESOURCE = "nvidia.com/gpu"
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    """What the deploy did and where the service answers."""
+
+    name: str
+    namespace: str
+    action: str  # "created", "patched" or "unchanged"
+    generation: int
+    url: str
+    status: str  # "Ready", or "NotWaited" when wait=False
+
+
+class DeployTimeout(DistmlError):
+    """The InferenceService did not become Ready in time (it is left as it is)."""
+
+
+def kube_api_client(context: str | None = None) -> Any:
+    """An ApiClient from the pod's service account, or else from the kubeconfig (optionally a context)."""
+    from kubernetes import client, config
+
+    try:
+        if context is None and SERVICE_ACCOUNT_NAMESPACE.exists():
+            config.load_incluster_config()
+        else:
+            config.load_kube_config(config_file=_kubeconfig(), context=context)
+    except config.ConfigException as err:
+        raise DistmlError(
+            f"no Kubernetes configuration: {err}",
+            hint="Run inside the cluster, or set KUBECONFIG / ~/.kube/config (or use --dry-run).",
+        ) from None
+    return client.ApiClient()
+
+
+def current_namespace() -> str:
+    """The pod's namespace in a cluster, else the kubeconfig context's, else ``default``."""
+    if SERVICE_ACCOUNT_NAMESPACE.exists():
+        return SERVICE_ACCOUNT_NAMESPACE.read_text(encoding="utf-8").strip()
+    from kubernetes import config
+
+    try:
+        _, active = config.list_kube_config_contexts(config_file=_kubeconfig())
+    except (config.ConfigException, FileNotFoundError):
+        return "default"
+    return (active or {}).get("context", {}).get("namespace") or "default"
+
+
+def _kubeconfig() -> str | None:
+    """$KUBECONFIG as it is now (the kubernetes package reads it once, at import)."""
+    return os.environ.get("KUBECONFIG") or None
+
+
+def deploy_inference_service(
+    isvc: Any,
+    api_client: Any,
+    *,
+    wait: bool = True,
+    timeout_s: float = 600.0,
+    poll_s: float = 5.0,
+    progress: Callable[[str], None] | None = None,
+) -> DeployResult:
+    """Create or patch ``isvc`` (a ``V1beta1InferenceService``) and wait for Ready of that generation."""
+    from kubernetes.client import ApiClient, CustomObjectsApi
+
+    body = ApiClient().sanitize_for_serialization(isvc)
+    name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
+    api = CustomObjectsApi(api_client)
+    report = progress or (lambda _message: None)
+
+    live = _get(api, name, namespace, missing_ok=True)
+    if live is None:
+        written = _call(
+            api.create_namespaced_custom_object,
+            "create",
+            namespace,
+            name,
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            body,
+            field_manager=FIELD_MANAGER,
+        )
+        action = "created"
+    else:
+        patch = spec_patch(live, body)
+        if patch:
+            written = _call(
+                api.patch_namespaced_custom_object,
+                "patch",
+                namespace,
+                name,
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                name,
+                patch,
+                field_manager=FIELD_MANAGER,
+            )
+            action = "patched"
+        else:
+            written, action = live, "unchanged"
+    generation = int(written["metadata"].get("generation") or 1)
+    report(f"InferenceService {namespace}/{name} {action} (generation {generation})")
+    if not wait:
+        return DeployResult(name, namespace, action, generation, _url(written), "NotWaited")
+    ready = wait_ready(api, name, namespace, generation, timeout_s=timeout_s, poll_s=poll_s, progress=report)
+    return DeployResult(name, namespace, action, generation, _url(ready), "Ready")
+
+
+def spec_patch(live: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:
+    """The merge patch turning ``live`` into ``desired``; empty when desired is already contained in live.
+
+    Fields the API server or KServe's webhook added (defaults) are kept; managed predictor
+    fields that ``desired`` no longer sets, and a GPU limit it no longer asks for, become null.
+    """
+    patch: dict[str, Any] = {}
+    spec = _merge_diff(live.get("spec") or {}, desired["spec"])
+    live_predictor = (live.get("spec") or {}).get("predictor") or {}
+    desired_predictor = desired["spec"]["predictor"]
+    for key in MANAGED_PREDICTOR_KEYS:
+        if key in live_predictor and key not in desired_predictor:
+            spec.setdefault("predictor", {})[key] = None
+    live_resources = (live_predictor.get("model") or {}).get("resources") or {}
+    desired_resources = desired_predictor["model"].get("resources") or {}
+    for kind in ("limits", "requests"):
+        if GPU_RESOURCE in (live_resources.get(kind) or {}) and GPU_RESOURCE not in (desired_resources.get(kind) or {}):
+            model = spec.setdefault("predictor", {}).setdefault("model", {})
+            model.setdefault("resources", {}).setdefault(kind, {})[GPU_RESOURCE] = None
+    if spec:
+        patch["spec"] = spec
+    labels = _merge_diff((live.get("metadata") or {}).get("labels") or {}, desired["metadata"].get("labels") or {})
+    if labels:
+        patch["metadata"] = {"labels": labels}
+    return patch
+
+
+def _merge_diff(live: Any, desired: Any) -> Any:
+    """Keys of ``desired`` whose value differs from ``live`` (recursing into objects); lists compare whole."""
+    diff = {}
+    for key, value in desired.items():
+        current = live.get(key)
+        if isinstance(value, dict) and isinstance(current, dict):
+            nested = _merge_diff(current, value)
+            if nested:
+                diff[key] = nested
+        elif current != value:
+            diff[key] = value
+    return diff
+
+
+def wait_ready(
+    api: Any,
+    name: str,
+    namespace: str,
+    generation: int,
+    *,
+    timeout_s: float,
+    poll_s: float,
+    progress: Callable[[str], None],
+) -> dict[str, Any]:
+    """Poll until Ready=True with observedGeneration == ``generation``; show conditions as they change."""
+    start = time.monotonic()
+    last_summary = None
+    while True:
+        live = _get(api, name, namespace, missing_ok=False)
+        status = live.get("status") or {}
+        observed = status.get("observedGeneration")
+        conditions = status.get("conditions") or []
+        if observed == generation and _condition(conditions, "Ready") == "True":
+            progress(f"InferenceService {namespace}/{name} Ready at {_url(live) or '(no URL yet)'}")
+            return live
+        _raise_if_failed(status, name, namespace)
+        elapsed = time.monotonic() - start
+        summary = f"observedGeneration {observed}/{generation}; " + _summarize(conditions)
+        if summary != last_summary:
+            progress(f"waiting for {namespace}/{name}: {summary} [{elapsed:.0f} s]")
+            last_summary = summary
+        if elapsed >= timeout_s:
+            raise DeployTimeout(
+                f"timed out after {timeout_s:.0f} s waiting for InferenceService {namespace}/{name} generation "
+                f"{generation} to be Ready (observedGeneration == {generation} and condition Ready=True); "
+                f"last seen: {summary}",
+                hint=f"It was left as it is (a previous revision keeps serving). Look at "
+                f"`kubectl describe inferenceservice {name} -n {namespace}`; GPU node pools scaling from zero "
+                "can take minutes: wait longer with --timeout.",
+            )
+        time.sleep(poll_s)
+
+
+def _raise_if_failed(status: dict[str, Any], name: str, namespace: str) -> None:
+    model_status = status.get("modelStatus") or {}
+    if model_status.get("transitionStatus") in TERMINAL_TRANSITIONS:
+        failure = model_status.get("lastFailureInfo") or {}
+        reason = failure.get("reason") or model_status["transitionStatus"]
+        message = failure.get("message") or _summarize(status.get("conditions") or [])
+        raise DistmlError(
+            f"InferenceService {namespace}/{name} failed: {reason}: {message}",
+            hint="Check the storage URI and model format; the previous revision, if any, keeps serving.",
+        )
+
+
+def _condition(conditions: list[dict[str, Any]], kind: str) -> str | None:
+    return next((c.get("status") for c in conditions if c.get("type") == kind), None)
+
+
+def _summarize(conditions: list[dict[str, Any]]) -> str:
+    if not conditions:
+        return "no conditions yet"
+    parts = []
+    for c in conditions:
+        text = f"{c.get('type')}={c.get('status')}"
+        detail = ": ".join(str(c[key]) for key in ("reason", "message") if c.get(key))
+        parts.append(f"{text} ({detail})" if detail and c.get("status") != "True" else text)
+    return ", ".join(parts)
+
+
+def _url(isvc: dict[str, Any]) -> str:
+    return ((isvc.get("status") or {}).get("url")) or ""
+
+
+def _get(api: Any, name: str, namespace: str, *, missing_ok: bool) -> dict[str, Any] | None:
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        return _call(
+            api.get_namespaced_custom_object,
+            "get",
+            namespace,
+            name,
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            name,
+            reraise_not_found=True,
+        )
+    except ApiException as err:
+        details = _status_body(err).get("details") or {}
+        if details.get("name") == name and details.get("kind") == PLURAL:
+            if missing_ok:
+                return None
+            raise DistmlError(
+                f"InferenceService {namespace}/{name} disappeared while waiting",
+                hint="Someone deleted it; deploy again.",
+            ) from None
+        raise _kserve_missing(namespace) from None
+
+
+def _call(
+    function: Callable[..., Any],
+    verb: str,
+    namespace: str,
+    name: str,
+    *args: Any,
+    reraise_not_found: bool = False,
+    **kwargs: Any,
+) -> Any:
+    """Call the API; turn refusals into DistmlErrors that say what to do."""
+    import urllib3
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        return function(*args, **kwargs)
+    except ApiException as err:
+        if err.status == 404 and reraise_not_found:
+            raise
+        raise _api_error(err, verb, namespace, name) from None
+    except urllib3.exceptions.HTTPError as err:
+        raise DistmlError(
+            f"cannot reach the Kubernetes API: {err}", hint="Check the cluster address in your kubeconfig."
+        ) from None
+
+
+def _api_error(err: Any, verb: str, namespace: str, name: str) -> DistmlError:
+    status = _status_body(err)
+    message = status.get("message") or err.reason or ""
+    if err.status == 403:
+        return DistmlError(
+            f"forbidden: cannot {verb} {RESOURCE} in namespace {namespace} ({message})",
+            hint=RBAC_HINT.format(namespace=namespace),
+        )
+    if err.status == 404:
+        if (status.get("details") or {}).get("kind") == "namespaces":
+            return DistmlError(f"namespace {namespace} does not exist", hint="Create it or pass --namespace.")
+        return _kserve_missing(namespace)
+    keep = " The InferenceService that was serving is unchanged." if verb == "patch" else ""
+    return DistmlError(
+        f"{verb} InferenceService {namespace}/{name} refused: HTTP {err.status} {status.get('reason') or err.reason}: "
+        f"{message}",
+        hint=f"Fix the setting the message names.{keep}",
+    )
+
+
+def _kserve_missing(namespace: str) -> DistmlError:
+    return DistmlError(
+        f"the API server has no {RESOURCE}/{VERSION} (KServe is not installed) for namespace {namespace}",
+        hint="Install KServe (https://kserve.github.io/website/) or serve locally with `distml deploy --target local`.",
+    )
+
+
+def _status_body(err: Any) -> dict[str, Any]:
+    try:
+        body = json.loads(err.body or "{}")
+    except (TypeError, ValueError):
+        return {}
+    return body if isinstance(body, dict) else {}

@@ -1,0 +1,286 @@
+"""Serve a Model folder with KServe's own Python model server, on a laptop or in a pipeline step.
+
+``DistmlModel`` is a ``kserve.Model``: V1 protocol (``GET /v1/models/NAME``, ``POST
+/v1/models/NAME:predict`` with ``{"instances": [...]}``) and V2 (``POST /v2/models/NAME/infer``).
+Requests of the wrong shape or type get HTTP 400 with a message saying what the model takes.
+
+Prediction runs on ONNX Runtime when the folder has ``model.onnx`` (starts in about a second,
+no TensorFlow import in the server, fastest for small batches on CPU), else on the TF SavedModel's
+``serving_default`` signature (``model/1``), so folders written without ONNX serve too.
+
+``LocalServer`` runs the server in a child process on a free loopback port and stops it;
+``serve_and_check`` is the one-call check the demo and the deploy component use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from distml.errors import DistmlError
+
+MODEL_INFO_FILE = "model.json"
+ONNX_FILE = "model.onnx"
+SAVED_MODEL = Path("model") / "1"
+#: Largest batch one request may carry (bounds the server's memory per request).
+MAX_INSTANCES = 4096
+
+
+def _import_kserve() -> Any:
+    """Import kserve with a clean argv: its model_server module parses sys.argv at import time."""
+    saved = sys.argv
+    sys.argv = saved[:1]
+    try:
+        import kserve
+        import kserve.model_server  # the import that reads argv
+    finally:
+        sys.argv = saved
+    return kserve
+
+
+def read_model_info(model_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    path = Path(model_dir) / MODEL_INFO_FILE
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DistmlError(
+            f"not a model folder (no {MODEL_INFO_FILE})",
+            where=str(model_dir),
+            hint="Serve the output folder of training, selection or averaging.",
+        ) from None
+
+
+class Predictor:
+    """Batch prediction on a Model folder: ONNX Runtime if model.onnx is there, else the SavedModel."""
+
+    def __init__(self, model_dir: str | os.PathLike[str]) -> None:
+        folder = Path(model_dir)
+        self.info = read_model_info(folder)
+        self.input_shape = tuple(int(n) for n in self.info["input_shape"])
+        if (folder / ONNX_FILE).exists():
+            import onnxruntime
+
+            self.backend = "onnxruntime"
+            self._session = onnxruntime.InferenceSession(str(folder / ONNX_FILE), providers=["CPUExecutionProvider"])
+            self._input_name = self._session.get_inputs()[0].name
+        elif (folder / SAVED_MODEL / "saved_model.pb").exists():
+            os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+            import tensorflow as tf
+
+            self.backend = "tensorflow"
+            self._signature = tf.saved_model.load(str(folder / SAVED_MODEL)).signatures["serving_default"]
+            self._input_name = next(iter(self._signature.structured_input_signature[1]))
+        else:
+            raise DistmlError(
+                f"neither {ONNX_FILE} nor {SAVED_MODEL}/saved_model.pb", where=str(folder), hint="Export the model."
+            )
+
+    def check(self, batch: Any) -> np.ndarray:
+        """``batch`` as float32 of shape (N, *input_shape), or ValueError saying what is wrong."""
+        try:
+            array = np.asarray(batch, dtype=np.float32)
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"instances must be numbers in nested lists of equal lengths ({err})") from None
+        expected = "[N, " + ", ".join(str(n) for n in self.input_shape) + "]"
+        if array.ndim != len(self.input_shape) + 1 or tuple(array.shape[1:]) != self.input_shape:
+            raise ValueError(f"instances have shape {list(array.shape)}, the model takes {expected}")
+        if not 1 <= len(array) <= MAX_INSTANCES:
+            raise ValueError(f"give 1 to {MAX_INSTANCES} instances, not {len(array)}")
+        if not np.isfinite(array).all():
+            raise ValueError("instances hold NaN or infinity")
+        return array
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """Model outputs for a checked float32 batch."""
+        if self.backend == "onnxruntime":
+            return self._session.run(None, {self._input_name: batch})[0]
+        outputs = self._signature(**{self._input_name: batch})
+        return next(iter(outputs.values())).numpy()
+
+
+def make_kserve_model(model_dir: str | os.PathLike[str], name: str) -> Any:
+    """A loaded ``kserve.Model`` serving ``model_dir`` under ``name``."""
+    kserve = _import_kserve()
+    from kserve.errors import InvalidInput
+    from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
+
+    class DistmlModel(kserve.Model):
+        """V1 {"instances"} -> {"predictions"}; V2 first input tensor -> output tensor "output"."""
+
+        def __init__(self) -> None:
+            super().__init__(name)
+            self.predictor: Predictor | None = None
+
+        def load(self) -> bool:
+            self.predictor = Predictor(model_dir)
+            self.ready = True
+            return self.ready
+
+        def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
+            assert self.predictor is not None
+            if isinstance(payload, InferRequest):
+                if not payload.inputs:
+                    raise InvalidInput("the V2 request has no inputs")
+                try:
+                    batch = self.predictor.check(payload.inputs[0].as_numpy())
+                except ValueError as err:
+                    raise InvalidInput(str(err)) from None
+                result = self.predictor.predict(batch).astype(np.float32)
+                output = InferOutput(name="output", shape=list(result.shape), datatype="FP32")
+                output.set_data_from_numpy(result, binary_data=False)
+                return InferResponse(response_id=payload.id or "", model_name=name, infer_outputs=[output])
+            if not isinstance(payload, dict) or "instances" not in payload:
+                raise InvalidInput('expected a JSON object {"instances": [...]}')
+            try:
+                batch = self.predictor.check(payload["instances"])
+            except ValueError as err:
+                raise InvalidInput(str(err)) from None
+            return {"predictions": self.predictor.predict(batch).tolist()}
+
+    model = DistmlModel()
+    model.load()
+    return model
+
+
+def run_server(model: Any, port: int) -> None:
+    """Serve a loaded model (make_kserve_model) in this process until SIGINT/SIGTERM.
+
+    HTTP only (no gRPC port); KServe's REST server binds all interfaces.
+    """
+    kserve = _import_kserve()
+    kserve.ModelServer(http_port=port, enable_grpc=False, workers=1, enable_latency_logging=False).start([model])
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LocalServer:
+    """The model server in a child process; a context manager that always stops it."""
+
+    def __init__(self, model_dir: str | os.PathLike[str], name: str, port: int | None = None) -> None:
+        read_model_info(model_dir)  # fail here, not in the child, for a folder that is no model
+        self.model_dir = Path(model_dir)
+        self.name = name
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - the child's output, closed in __exit__
+
+    def start(self, timeout_s: float = 90.0) -> LocalServer:
+        """Start the child and wait until ``GET /v1/models/NAME`` says ready."""
+        command = [sys.executable, "-m", "distml.serving.local", str(self.model_dir), self.name, str(self.port)]
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+        self._process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise DistmlError(f"the model server exited with code {self._process.returncode}: {self.log_tail()}")
+            try:
+                status, body = http_json("GET", f"{self.url}/v1/models/{self.name}", timeout=2)
+                if status == 200 and body.get("ready"):
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise DistmlError(f"the model server was not ready within {timeout_s:.0f} s: {self.log_tail()}")
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        """SIGTERM (graceful), then SIGKILL if it lingers."""
+        if self._process is None or self._process.poll() is not None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+
+    def log_tail(self, lines: int = 8) -> str:
+        self._log.seek(0)
+        text = self._log.read().decode("utf-8", errors="replace").strip().splitlines()
+        return " | ".join(text[-lines:])
+
+    def predict(self, instances: Any) -> tuple[int, dict[str, Any]]:
+        return http_json("POST", f"{self.url}/v1/models/{self.name}:predict", {"instances": instances})
+
+    def __enter__(self) -> LocalServer:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+        self._log.close()
+
+
+def http_json(method: str, url: str, body: Any = None, *, timeout: float = 30.0) -> tuple[int, dict[str, Any]]:
+    """(status, decoded JSON body) of one request; HTTP errors are returned, not raised."""
+    data = None if body is None else json.dumps(body).encode("utf-8")
+    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as err:
+        raw = err.read()
+        try:
+            return err.code, json.loads(raw or b"{}")
+        except ValueError:
+            return err.code, {"error": raw.decode("utf-8", errors="replace")}
+
+
+def serve_and_check(
+    model_dir: str | os.PathLike[str], name: str, instances: Any = None, *, port: int | None = None
+) -> dict[str, Any]:
+    """Start the local server, check readiness and one prediction over HTTP, stop it; report what it saw.
+
+    ``instances`` defaults to one all-zero input of the model's shape. Raises DistmlError when the
+    prediction does not come back with HTTP 200 and one prediction per instance.
+    """
+    info = read_model_info(model_dir)
+    if instances is None:
+        instances = np.zeros((1, *info["input_shape"]), dtype=np.float32).tolist()
+    start = time.monotonic()
+    with LocalServer(model_dir, name, port) as server:
+        started = time.monotonic() - start
+        status, body = server.predict(instances)
+        url = f"{server.url}/v1/models/{name}:predict"
+    predictions = body.get("predictions")
+    if status != 200 or not isinstance(predictions, list) or len(predictions) != len(instances):
+        raise DistmlError(f"local prediction check failed: HTTP {status}: {body}", where=url)
+    return {
+        "url": url,
+        "status": "Ready",
+        "http_status": status,
+        "instances": len(instances),
+        "predictions": predictions,
+        "startup_seconds": round(started, 3),
+    }
+
+
+def _main(argv: list[str] | None = None) -> None:
+    """Child-process entry of LocalServer: ``python -m distml.serving.local MODEL_DIR NAME PORT``."""
+    parser = argparse.ArgumentParser(prog="python -m distml.serving.local")
+    parser.add_argument("model_dir")
+    parser.add_argument("name")
+    parser.add_argument("port", type=int)
+    args = parser.parse_args(argv)
+    run_server(make_kserve_model(args.model_dir, args.name), args.port)
+
+
+if __name__ == "__main__":
+    _main()
