@@ -14,10 +14,13 @@ YAML_DIR = Path(__file__).parent / "yaml"
 
 def all_components() -> dict:
     """Every component by name (imported here, not at package import: KFP is slow to load)."""
+    from distml.components.average_models import average_models
     from distml.components.cleanup_parts import cleanup_parts
+    from distml.components.deploy_kserve import deploy_kserve
     from distml.components.gather_metrics import gather_metrics
     from distml.components.infer_shard import infer_shard
     from distml.components.load_data import load_data
+    from distml.components.select_model import select_model
     from distml.components.split_dataset import split_dataset
     from distml.components.train import train
 
@@ -28,6 +31,9 @@ def all_components() -> dict:
         "infer_shard": infer_shard,
         "gather_metrics": gather_metrics,
         "cleanup_parts": cleanup_parts,
+        "select_model": select_model,
+        "average_models": average_models,
+        "deploy_kserve": deploy_kserve,
     }
 
 

@@ -28,7 +28,7 @@ def parse_node_selector(values: tuple[str, ...] | list[str]) -> dict[str, str]:
 
 def parse_toleration(value: str) -> Any:
     """``KEY[=VALUE]:EFFECT`` -> ``kubernetes.client.V1Toleration`` (operator Equal with a value, else Exists)."""
-    from kubernetes.client import V1Toleration
+    from distml.serving.isvc import make_toleration
 
     spec, sep, effect = value.rpartition(":")
     if not sep or not spec:
@@ -38,9 +38,7 @@ def parse_toleration(value: str) -> Any:
     key, has_value, toleration_value = spec.partition("=")
     if not key:
         raise click.BadParameter(f"{value!r} has no key")
-    if has_value:
-        return V1Toleration(key=key, operator="Equal", value=toleration_value, effect=effect)
-    return V1Toleration(key=key, operator="Exists", effect=effect)
+    return make_toleration(key, effect, toleration_value if has_value else None)
 
 
 def node_selector_callback(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:

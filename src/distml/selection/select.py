@@ -71,11 +71,19 @@ def select_model(
 
 
 def display_names(paths: list[Path]) -> list[str]:
-    """Short unique names: folder names, or parent/folder when those collide, else numbered."""
-    for depth in (1, 2):
-        names = ["/".join(path.resolve().parts[-depth:]) for path in paths]
-        if len(set(names)) == len(names):
-            return names
+    """Short unique names: folder names, else the paths below their common prefix, else numbered.
+
+    KFP gives every model artifact the same folder name (``.../for-loop-1-iteration-0/train/model``):
+    there the iteration or execution part tells them apart.
+    """
+    names = [path.name for path in paths]
+    if len(set(names)) == len(names):
+        return names
+    resolved = [path.resolve() for path in paths]
+    common = len(Path(os.path.commonpath(resolved)).parts)
+    names = ["/".join(path.parts[common:]) for path in resolved]
+    if all(names) and len(set(names)) == len(names):
+        return names
     return [f"{i}:{path.name}" for i, path in enumerate(paths)]
 
 

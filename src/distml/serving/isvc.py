@@ -74,6 +74,24 @@ class ServingSpec:
             raise DistmlError(f"canary traffic percent {self.canary_traffic_percent} is not within 0..100")
 
 
+def make_toleration(key: str, effect: str, value: str | None = None) -> Any:
+    """A ``V1Toleration``: operator Equal with a value, else Exists (matches the key alone)."""
+    from kubernetes.client import V1Toleration
+
+    if value:
+        return V1Toleration(key=key, operator="Equal", value=value, effect=effect)
+    return V1Toleration(key=key, operator="Exists", effect=effect)
+
+
+def storage_uri_of_artifact(uri: str) -> str | None:
+    """The KServe storage URI of a KFP artifact URI: gs:// and s3:// as they are, minio:// as s3://."""
+    if uri.startswith(("gs://", "s3://")):
+        return uri
+    if uri.startswith("minio://"):
+        return "s3://" + uri.removeprefix("minio://")
+    return None
+
+
 def predictor_storage_uri(model_folder_uri: str, model_format: str) -> str:
     """Where the predictor reads: ``<uri>/model`` (TF Serving base path) or ``<uri>`` (holds model.onnx)."""
     base = model_folder_uri.rstrip("/")

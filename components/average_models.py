@@ -1,0 +1,34 @@
+"""KFP component ``average_models``: the weight average of the models of a ParallelFor (distml.selection)."""
+
+from typing import List  # noqa: UP035 - KFP's type parser wants typing.List
+
+from kfp import dsl
+
+from distml.components.image import COMPONENT_IMAGE
+
+
+@dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
+def average_models(
+    models: dsl.Input[List[dsl.Model]],  # noqa: UP006
+    data: dsl.Input[dsl.Dataset],
+    averaged: dsl.Output[dsl.Model],
+    metrics: dsl.Output[dsl.Metrics],
+):
+    """Average the weights of same-architecture ``models`` and evaluate it on the test arrays of ``data`` (npz).
+
+    Refuses models whose architectures differ, naming the first layer that does not match.
+    """
+    import json
+    import logging
+    from pathlib import Path
+
+    from distml.selection.average import average_models as average
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    average([model.path for model in models], averaged.path, data=data.path)
+    results = json.loads((Path(averaged.path) / "metrics.json").read_text(encoding="utf-8"))
+    for key, value in results.items():
+        if key.startswith("test_"):
+            metrics.log_metric(key, value)
+            averaged.metadata[key] = value
+    averaged.metadata["averaged_from"] = len(models)
