@@ -1,8 +1,8 @@
 """`distml compile|run|submit|upload` and distml.pipelines.runner.
 
 The cluster commands talk to a local HTTP test double of the Kubeflow Pipelines REST API
-(pytest-httpserver) at the client's boundary: `kfp.Client(host=httpserver.url_for("/"))` makes the
-same calls it makes against a real KFP 2.x server (healthz, experiments, runs, pipelines/upload,
+(pytest-httpserver, tests/kfp_api_double.py) at the client's boundary: `kfp.Client(host=httpserver.url_for("/"))`
+makes the same calls it makes against a real KFP 2.x server (healthz, experiments, runs, pipelines/upload,
 pipelines/upload_version), and the double answers them as the v2beta1 API does.
 
 No `from __future__ import annotations` here: KFP reads the test components' annotations.
@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import kfp_api_double
 import pytest
 import yaml
 from click.testing import CliRunner
@@ -28,7 +29,7 @@ from distml.cli import main
 from distml.errors import DistmlError
 from distml.pipelines import runner
 
-API = "/apis/v2beta1"
+API = kfp_api_double.API
 
 
 @dsl.component(base_image="python:3.11", install_kfp_package=False)
@@ -216,47 +217,12 @@ def test_committed_yaml_equals_a_fresh_compile():
 @pytest.fixture
 def kfp_api(httpserver):
     """The part of the KFP v2beta1 API every client session needs: health, as a single-user install."""
-    httpserver.expect_request(f"{API}/healthz").respond_with_json({"multi_user": False, "pipeline_store": "database"})
-    return httpserver
-
-
-def _expect_new_experiment(server, name: str) -> None:
-    """No experiment NAME yet (the list is empty), so the client creates it."""
-
-    def create(request: Request) -> Response:
-        assert request.get_json()["display_name"] == name
-        return Response(json.dumps({"experiment_id": "exp-1", "display_name": name}), content_type="application/json")
-
-    server.expect_request(f"{API}/experiments", method="GET").respond_with_json({})
-    server.expect_request(f"{API}/experiments", method="POST").respond_with_handler(create)
-
-
-def _runs_answering(server, *states: tuple[str, dict[str, str]]) -> list[dict]:
-    """POST /runs accepts the run; GET /runs/run-1 walks through STATES (run state, task states)."""
-    created: list[dict] = []
-
-    def create(request: Request) -> Response:
-        created.append(request.get_json())
-        return Response(json.dumps({"run_id": "run-1", "state": "PENDING"}), content_type="application/json")
-
-    polls = iter(states)
-
-    def get(request: Request) -> Response:
-        state, tasks = next(polls)
-        details = [{"display_name": task, "state": task_state} for task, task_state in tasks.items()]
-        body = {"run_id": "run-1", "state": state, "run_details": {"task_details": details}}
-        if state == "FAILED":
-            body["error"] = {"code": 2, "message": "task measure failed"}
-        return Response(json.dumps(body), content_type="application/json")
-
-    server.expect_request(f"{API}/runs", method="POST").respond_with_handler(create)
-    server.expect_request(f"{API}/runs/run-1", method="GET").respond_with_handler(get)
-    return created
+    return kfp_api_double.serve_single_user(httpserver)
 
 
 def test_submit_sends_the_compiled_spec_and_follows_the_run(tiny_registry, kfp_api):
-    _expect_new_experiment(kfp_api, "nightly")
-    created = _runs_answering(
+    kfp_api_double.expect_new_experiment(kfp_api, "nightly")
+    created = kfp_api_double.runs_answering(
         kfp_api,
         ("RUNNING", {"write-text": "RUNNING"}),
         ("RUNNING", {"write-text": "SUCCEEDED", "measure": "RUNNING"}),
@@ -278,8 +244,8 @@ def test_submit_sends_the_compiled_spec_and_follows_the_run(tiny_registry, kfp_a
 
 
 def test_submit_reports_a_failed_run_with_its_failed_tasks(tiny_registry, kfp_api):
-    _expect_new_experiment(kfp_api, "Default")
-    _runs_answering(kfp_api, ("FAILED", {"write-text": "SUCCEEDED", "measure": "FAILED"}))
+    kfp_api_double.expect_new_experiment(kfp_api, "Default")
+    kfp_api_double.runs_answering(kfp_api, ("FAILED", {"write-text": "SUCCEEDED", "measure": "FAILED"}))
     result = invoke("submit", "tiny", "--host", kfp_api.url_for("/"), "--poll", 0.1)
     assert result.exit_code == 1
     assert "run run-1 finished FAILED: task measure failed; failed tasks: measure" in result.output
@@ -287,8 +253,8 @@ def test_submit_reports_a_failed_run_with_its_failed_tasks(tiny_registry, kfp_ap
 
 
 def test_submit_times_out_without_cancelling(tiny_registry, kfp_api):
-    _expect_new_experiment(kfp_api, "Default")
-    _runs_answering(kfp_api, *[("RUNNING", {})] * 50)
+    kfp_api_double.expect_new_experiment(kfp_api, "Default")
+    kfp_api_double.runs_answering(kfp_api, *[("RUNNING", {})] * 50)
     with pytest.raises(DistmlError, match="run run-1 still RUNNING after") as raised:
         runner.submit("tiny", kfp_api.url_for("/"), timeout_s=0.2, poll_s=0.1)
     assert "goes on running on the cluster" in str(raised.value)
