@@ -22,7 +22,7 @@ ARCHITECTURES = CLASSIFIERS + SEGMENTERS
 
 
 def task_of(architecture: str) -> str:
-    """"classification" or "segmentation": what an architecture's output means."""
+    """The task an architecture's output serves: "classification" or "segmentation"."""
     _check_name(architecture)
     return "segmentation" if architecture in SEGMENTERS else "classification"
 
@@ -83,21 +83,44 @@ def _lenet5(inputs, classes: int):
 
 
 def _unet_small(inputs, _classes: int):
-    """A two-level U-Net (16-32-64 filters) with one sigmoid output channel; H and W divisible by 4."""
+    """A two-level U-Net (16-32-64 filters) with one sigmoid output channel; H and W divisible by 4.
+
+    He-normal initialisation, as in the U-Net paper: with Keras' default (Glorot) the ReLU stack
+    starts with shrinking activations and spends its first tens of steps predicting all background.
+    """
     from tf_keras import layers
 
-    def block(x, filters: int):
-        x = layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
-        return layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+    def conv(x, filters: int):
+        return layers.Conv2D(filters, 3, padding="same", activation="relu", kernel_initializer="he_normal")(x)
 
-    skip1 = block(inputs, 16)
-    skip2 = block(layers.MaxPooling2D()(skip1), 32)
-    x = block(layers.MaxPooling2D()(skip2), 64)
-    x = layers.Conv2DTranspose(32, 2, strides=2, padding="same")(x)
-    x = block(layers.Concatenate()([x, skip2]), 32)
-    x = layers.Conv2DTranspose(16, 2, strides=2, padding="same")(x)
-    x = block(layers.Concatenate()([x, skip1]), 16)
+    def up(x, filters: int):
+        return layers.Conv2DTranspose(filters, 2, strides=2, padding="same", kernel_initializer="he_normal")(x)
+
+    skip1 = conv(conv(inputs, 16), 16)
+    skip2 = conv(conv(layers.MaxPooling2D()(skip1), 32), 32)
+    x = conv(conv(layers.MaxPooling2D()(skip2), 64), 64)
+    x = conv(conv(layers.Concatenate()([up(x, 32), skip2]), 32), 32)
+    x = conv(conv(layers.Concatenate()([up(x, 16), skip1]), 16), 16)
     return layers.Conv2D(1, 1, activation="sigmoid", name="output")(x)
+
+
+def bce_dice_loss(y_true: Any, y_pred: Any) -> Any:
+    """Per-image binary cross-entropy plus soft Dice loss (smoothed by 1), for sigmoid masks.
+
+    Cross-entropy alone is dominated by the background pixels (most of a lesion image), so early
+    training settles on an all-background mask whose IoU is 0; the Dice term measures the overlap
+    with the foreground whatever its share of the image, and an empty mask still scores 0 loss
+    when the prediction is empty too.
+    """
+    import tensorflow as tf
+    import tf_keras
+
+    y_true = tf.cast(y_true, y_pred.dtype)
+    axes = list(range(1, len(y_pred.shape)))
+    cross_entropy = tf.reduce_mean(tf_keras.backend.binary_crossentropy(y_true, y_pred), axis=axes)
+    intersection = tf.reduce_sum(y_true * y_pred, axis=axes)
+    total = tf.reduce_sum(y_true, axis=axes) + tf.reduce_sum(y_pred, axis=axes)
+    return cross_entropy + 1.0 - (2.0 * intersection + 1.0) / (total + 1.0)
 
 
 _BUILDERS: dict[str, Callable[[Any, int], Any]] = {

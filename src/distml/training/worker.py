@@ -36,10 +36,12 @@ import numpy as np
 from distml.errors import DistmlError
 from distml.training.inputs import TrainingData, load_training_data
 from distml.training.model_folder import save_model_folder
-from distml.training.models import build_model, task_of
+from distml.training.models import bce_dice_loss, build_model, task_of
 
 #: Threshold and epsilon of DeepHealth's per-image IoU (its inference script).
 IOU_THRESHOLD, IOU_EPS = 0.5, 1e-6
+#: The epoch history kept in the backup folder, so that a resumed run reports every epoch.
+HISTORY_FILE = "distml-history.json"
 
 
 @dataclass
@@ -111,17 +113,26 @@ def train(config: WorkerConfig, progress: Callable[[str], None] = print) -> dict
         model = build_model(config.model, data.input_shape, len(data.classes))
         model.compile(
             optimizer=tf_keras.optimizers.Adam(config.learning_rate),
-            loss="binary_crossentropy" if task == "segmentation" else "sparse_categorical_crossentropy",
+            loss=bce_dice_loss if task == "segmentation" else "sparse_categorical_crossentropy",
             metrics=[_metric(task)],
         )
+    progress(
+        f"{role.name} start examples={data.train_examples} global_batch={global_batch} steps_per_epoch={steps}"
+        f" epochs={config.epochs}"
+    )
     backup_dir = config.backup_dir or config.out.parent / f".{config.out.name}.backup"
-    epochs = _epoch_progress(role.name, config.epochs, progress)
+    # Only the chief keeps the history file: on a cluster every worker sees the same backup folder.
+    epochs = _EpochHistory(backup_dir / HISTORY_FILE if role.is_chief else None)
+    # Order matters: the history is saved before the backup, and the line is printed after it,
+    # so a printed epoch is one a restarted worker will not train again.
+    callbacks = [epochs.recorder(), tf_keras.callbacks.BackupAndRestore(str(backup_dir))]
+    callbacks.append(epochs.printer(role.name, config.epochs, progress))
     model.fit(
         _train_dataset(data, global_batch, config.seed),
         epochs=config.epochs,
         steps_per_epoch=steps,
         verbose=0,
-        callbacks=[tf_keras.callbacks.BackupAndRestore(str(backup_dir)), epochs],
+        callbacks=callbacks,
     )
     metrics: dict[str, Any] = {
         "model": config.model,
@@ -131,6 +142,7 @@ def train(config: WorkerConfig, progress: Callable[[str], None] = print) -> dict
         "steps_per_epoch": steps,
         "train_examples": data.train_examples,
         "epochs": epochs.history,
+        "resumed_at_epoch": epochs.resumed_at,
     }
     if role.is_chief:
         metrics.update(_test_metrics(model, data, task))
@@ -193,8 +205,7 @@ def _test_metrics(model: Any, data: TrainingData, task: str, batch: int = 256) -
     )
     eps = 1e-7
     if task == "segmentation":
-        p = np.clip(predictions, eps, 1 - eps)
-        loss = -np.mean(data.y_test * np.log(p) + (1 - data.y_test) * np.log(1 - p))
+        loss = np.mean(bce_dice_loss(data.y_test, predictions).numpy())  # the training loss
         return {"test_loss": float(loss), "test_miou": float(np.mean(per_image_iou(predictions, data.y_test)))}
     picked = predictions[np.arange(len(data.y_test)), data.y_test]
     return {
@@ -235,27 +246,75 @@ def _export(model: Any, config: WorkerConfig, role: Role, data: TrainingData, ta
             shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _epoch_progress(worker: str, epochs: int, progress: Callable[[str], None]) -> Any:
-    """A Keras callback: one line per epoch (worker, epoch, loss, metrics, seconds), kept in ``.history``."""
-    import tf_keras
+class _EpochHistory:
+    """Per-epoch metrics; two Keras callbacks fill it (``recorder``) and report it (``printer``).
 
-    class EpochProgress(tf_keras.callbacks.Callback):
-        def __init__(self) -> None:
-            super().__init__()
-            self.history: list[dict[str, float]] = []
-            self._started = time.perf_counter()
+    With a ``path`` (in the backup folder) the history is saved after each epoch and read back
+    when BackupAndRestore resumes a restarted worker, so the history covers every epoch.
+    """
 
-        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-            self._started = time.perf_counter()
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.history: list[dict[str, float]] = []
+        self.resumed_at: int | None = None
 
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            seconds = time.perf_counter() - self._started
-            values = {key: float(value) for key, value in (logs or {}).items()}
-            self.history.append({"epoch": epoch + 1, **values, "seconds": round(seconds, 3)})
-            shown = " ".join(f"{key}={value:.4f}" for key, value in values.items())
-            progress(f"{worker} epoch={epoch + 1}/{epochs} {shown} seconds={seconds:.2f}")
+    def recorder(self) -> Any:
+        import tf_keras
 
-    return EpochProgress()
+        owner = self
+
+        class Recorder(tf_keras.callbacks.Callback):
+            def on_train_begin(self, logs: dict | None = None) -> None:
+                self._first_epoch = True
+
+            def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+                if self._first_epoch:  # BackupAndRestore has set the epoch to resume at by now
+                    self._first_epoch = False
+                    owner._restore(epoch)
+                self._started = time.perf_counter()
+
+            def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+                seconds = round(time.perf_counter() - self._started, 3)
+                values = {key: float(value) for key, value in (logs or {}).items()}
+                owner.history.append({"epoch": epoch + 1, **values, "seconds": seconds})
+                owner._save()
+
+        return Recorder()
+
+    def printer(self, worker: str, epochs: int, progress: Callable[[str], None]) -> Any:
+        """One line per epoch: worker, epoch, loss, metrics, seconds (and one if it resumed)."""
+        import tf_keras
+
+        owner = self
+
+        class Printer(tf_keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+                if owner.resumed_at == epoch + 1:
+                    progress(f"{worker} resuming at epoch={epoch + 1}/{epochs}")
+
+            def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+                entry = owner.history[-1]
+                shown = " ".join(
+                    f"{key}={value:.4f}" for key, value in entry.items() if key not in ("epoch", "seconds")
+                )
+                progress(f"{worker} epoch={epoch + 1}/{epochs} {shown} seconds={entry['seconds']:.2f}")
+
+        return Printer()
+
+    def _restore(self, first_epoch: int) -> None:
+        """Keep the saved epochs before ``first_epoch`` (0-based), the ones the backup holds."""
+        if first_epoch > 0:
+            self.resumed_at = first_epoch + 1
+            if self.path and self.path.exists():
+                saved = json.loads(self.path.read_text(encoding="utf-8"))
+                self.history = [entry for entry in saved if entry["epoch"] <= first_epoch]
+
+    def _save(self) -> None:
+        if self.path:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            scratch = self.path.with_suffix(".tmp")
+            scratch.write_text(json.dumps(self.history), encoding="utf-8")
+            os.replace(scratch, self.path)
 
 
 def parse_args(argv: list[str] | None = None) -> WorkerConfig:
