@@ -1,4 +1,4 @@
-"""Local launcher: two loopback workers train in sync; a killed worker ends the run cleanly."""
+"""Local launcher: two loopback workers train in sync; a killed worker ends the run cleanly and resumes."""
 
 from __future__ import annotations
 
@@ -87,3 +87,39 @@ def test_killing_a_worker_stops_the_run_without_orphans(digits, tmp_path):
     assert "worker-1 epoch=1/200" in message  # its last log lines
     assert not any(_alive(pid) for pid in pids.values())
     assert not (tmp_path / "model").exists()
+
+
+@pytest.mark.slow
+def test_restarted_worker_resumes_after_its_last_epoch_and_keeps_the_history(digits, tmp_path):
+    """BackupAndRestore: kill the worker after epoch 2, restart it with the same output (so backup) folder."""
+    config = WorkerConfig("mlp", digits, tmp_path / "model", epochs=8, batch_size=8)
+    pids: dict[str, int] = {}
+    first: list[str] = []
+
+    def kill_after_epoch_2(line: str) -> None:
+        first.append(line)
+        if line.startswith("worker-0 epoch=2/"):
+            os.kill(pids["worker-0"], signal.SIGKILL)
+
+    with pytest.raises(WorkerFailed):
+        run_local(worker_args(config), 1, log_dir=tmp_path / "logs-1", progress=kill_after_epoch_2, started=pids.update)
+    done_before = [found for found in map(_epoch_line, first) if found]
+    assert [epoch for epoch, _ in done_before][:2] == [1, 2]
+    resume_at = done_before[-1][0] + 1
+
+    second: list[str] = []
+    run_local(worker_args(config), 1, log_dir=tmp_path / "logs-2", progress=second.append, timeout=120)
+    assert f"worker-0 resuming at epoch={resume_at}/8" in second
+    assert [found[0] for found in map(_epoch_line, second) if found] == list(range(resume_at, 9))
+
+    metrics = json.loads((tmp_path / "model" / "metrics.json").read_text())
+    assert metrics["resumed_at_epoch"] == resume_at
+    assert [e["epoch"] for e in metrics["epochs"]] == list(range(1, 9))
+    assert [f"{e['loss']:.4f}" for e in metrics["epochs"][: resume_at - 1]] == [loss for _, loss in done_before]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["logs-1", "logs-2", "model"]  # backup removed
+
+
+def _epoch_line(line: str) -> tuple[int, str] | None:
+    """(epoch, loss as printed) of an epoch line of worker-0, else None."""
+    found = re.match(r"worker-0 epoch=(\d+)/\d+ loss=(\S+)", line)
+    return (int(found.group(1)), found.group(2)) if found else None
