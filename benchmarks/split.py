@@ -85,7 +85,8 @@ def main() -> None:
         started = time.perf_counter()
         make_dataset(source, args.images)
         size_mb = source.stat().st_size / 1e6
-        print(f"dataset: {args.images} images, {size_mb:.0f} MB of YAML (made in {time.perf_counter() - started:.1f} s)")
+        made = time.perf_counter() - started
+        print(f"dataset: {args.images} images, {size_mb:.0f} MB of YAML (made in {made:.1f} s)")
         ours = measure(OURS, source, args.parts)
         print("distml (yaml_rs parse, own emitter): " + ", ".join(f"{k} {v:.2f}" for k, v in ours.items()))
         if not args.skip_pyyaml:

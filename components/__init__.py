@@ -21,12 +21,14 @@ def all_components() -> dict:
     from distml.components.infer_shard import infer_shard
     from distml.components.load_data import load_data
     from distml.components.select_model import select_model
+    from distml.components.shard_data import shard_data
     from distml.components.split_dataset import split_dataset
     from distml.components.train import train
 
     return {
         "load_data": load_data,
         "split_dataset": split_dataset,
+        "shard_data": shard_data,
         "train": train,
         "infer_shard": infer_shard,
         "gather_metrics": gather_metrics,

@@ -34,11 +34,13 @@ def train(
     namespace: str = "kubeflow",
     pvc: str = "",
     timeout_seconds: int = 6 * 3600,
+    data_shard: str = "",
 ):
     """Train model_name on the loaded-data folder ``data`` with ``workers`` workers.
 
     tolerations: [{"key": ..., "value": ... (optional), "effect": "NoSchedule"}]. ``logs``
     receives the worker logs (local) or the failed replicas' logs and events (TFJob).
+    data_shard: a folder name from shard_data, to train on that shard of ``data`` only.
     """
     from pathlib import Path
 
@@ -49,7 +51,7 @@ def train(
 
     config = WorkerConfig(
         model=model_name,
-        data=Path(data.path),
+        data=Path(data.path) / data_shard if data_shard else Path(data.path),
         out=Path(model.path),
         epochs=epochs,
         batch_size=batch_size,

@@ -20,7 +20,12 @@ if TYPE_CHECKING:
 COMPILED_DIR = Path(__file__).parent / "compiled"
 
 # One line per pipeline module: "train_select_deploy", ...
-PIPELINE_NAMES: tuple[str, ...] = ()
+PIPELINE_NAMES: tuple[str, ...] = (
+    "train_select_deploy",
+    "distributed_inference",
+    "federated_average",
+    "end_to_end",
+)
 
 
 def all_pipelines() -> dict[str, GraphComponent]:

@@ -80,3 +80,16 @@ def test_shards_cut_training_rows_by_the_deephealth_rule(tmp_path):
     stacked = np.concatenate([np.load(p)["y_train"] for p in paths])
     assert np.array_equal(stacked, arrays["y_train"])
     assert all(len(np.load(p)["x_test"]) == len(arrays["x_test"]) for p in paths)
+
+
+def test_shard_folders_are_loaded_data_folders_of_their_own(tmp_path):
+    from distml.data.sources import shard_data_folders
+
+    load_data("sklearn:digits", tmp_path / "digits")
+    names = shard_data_folders(tmp_path / "digits", 3, tmp_path / "shards")
+    assert names == ["shard-000-of-003", "shard-001-of-003", "shard-002-of-003"]
+    infos = [read_info(tmp_path / "shards" / name) for name in names]
+    total = len(load_arrays(tmp_path / "digits")["x_train"])
+    assert [info.counts["train"] for info in infos] == [total // 3, total // 3, total - 2 * (total // 3)]
+    assert all(info.format == "npz" and info.name.endswith(name) for info, name in zip(infos, names, strict=True))
+    assert not list((tmp_path / "shards").glob("*.npz"))

@@ -36,11 +36,12 @@ def main(debug: bool) -> None:
 
 def _register() -> None:
     from distml.cli.data import data
+    from distml.cli.demo import demo
     from distml.cli.infer import gather, infer
-    from distml.cli.train import train
     from distml.cli.pipelines import compile_command, run_command, submit_command, upload_command
     from distml.cli.select import average_command, select_command
     from distml.cli.serve import deploy_command, serve_command
+    from distml.cli.train import train
 
     main.add_command(data)
     for command in (select_command, average_command, serve_command, deploy_command):
@@ -48,6 +49,7 @@ def _register() -> None:
     main.add_command(train)
     main.add_command(infer)
     main.add_command(gather)
+    main.add_command(demo)
     for command in (compile_command, run_command, submit_command, upload_command):
         main.add_command(command)
 

@@ -333,3 +333,24 @@ def shard_arrays(folder: str | os.PathLike[str], shards: int, out_dir: str | os.
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return paths
+
+
+def shard_data_folders(folder: str | os.PathLike[str], shards: int, out_dir: str | os.PathLike[str]) -> list[str]:
+    """Like shard_arrays, but each shard is a loaded-data folder ``shard-000-of-004/`` of its own.
+
+    So a trainer takes a shard exactly as it takes any data folder. Returns the folder names.
+    """
+    info = read_info(folder)
+    out = Path(out_dir)
+    files = shard_arrays(folder, shards, out)
+    names = []
+    for path in files:
+        shard_dir = out / path.stem
+        shard_dir.mkdir(exist_ok=True)
+        os.replace(path, shard_dir / ARRAYS_FILE)
+        with np.load(shard_dir / ARRAYS_FILE) as data:
+            counts = {"train": len(data["x_train"]), "test": len(data["x_test"])}
+        shard_info = ArtifactInfo(**{**asdict(info), "name": f"{info.name}-{path.stem}", "counts": counts})
+        (shard_dir / METADATA_FILE).write_text(json.dumps(asdict(shard_info), indent=2) + "\n", encoding="utf-8")
+        names.append(path.stem)
+    return names

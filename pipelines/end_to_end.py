@@ -1,0 +1,89 @@
+"""``end_to_end``: the whole path on segmentation data, from a dataset to a served model.
+
+load a DTD dataset → train candidate ``unet-small`` models in parallel (one per learning
+rate; TFJobs on a cluster), each exported to ONNX → ``select_model`` keeps the best by the
+test MIoU of training → distributed inference of that model over N parts of the dataset
+(ECVL/EDDL or ONNX Runtime, one task per part, gathered, parts cleaned up) → ``deploy_kserve``,
+only once the per-part inference succeeded, so a model that fails on the data is never
+served. On the local runner the defaults use synthetic lesions and serve with KServe's model
+server on loopback (checked, then stopped), writing the InferenceService manifest.
+
+The candidates are selected before the distributed inference, not after: selecting on the
+gathered metrics would need a ParallelFor of parts inside the ParallelFor of candidates, and
+a fan-in from such a nested loop, which KFP does not support.
+"""
+
+# No `from __future__ import annotations`: KFP reads the pipeline's annotations.
+from typing import Dict, List  # noqa: UP035 - KFP's type parser wants typing generics
+
+from kfp import dsl
+
+from distml.components.deploy_kserve import deploy_kserve
+from distml.components.load_data import load_data
+from distml.components.select_model import select_model
+from distml.components.train import train
+from distml.pipelines.distributed_inference import infer_in_parallel
+
+
+@dsl.pipeline(
+    name="end-to-end",
+    description="Train candidates (TFJobs) and export ONNX, select the best, distributed inference per part, "
+    "deploy on KServe.",
+)
+def end_to_end(
+    source: str = "synthetic:lesions",
+    images: int = 80,
+    image_size: int = 64,
+    learning_rates: List[float] = [0.001, 0.003],  # noqa: B006, UP006
+    workers: int = 1,
+    epochs: int = 10,
+    batch_size: int = 8,
+    num_parts: int = 2,
+    backend: str = "onnxruntime",
+    launcher: str = "local",
+    namespace: str = "kubeflow",
+    pvc: str = "",
+    gpus: int = 0,
+    accelerator: str = "nvidia.com/gpu",
+    node_selector: Dict[str, str] = {},  # noqa: B006, UP006
+    tolerations: List[Dict[str, str]] = [],  # noqa: B006, UP006
+    deploy_target: str = "local",
+    service_name: str = "distml-lesions",
+    storage_uri: str = "",
+    model_format: str = "onnx",
+):
+    loaded = load_data(source=source, images=images, size=image_size)
+    with dsl.ParallelFor(learning_rates) as learning_rate:
+        trained = train(
+            data=loaded.outputs["dataset"],
+            model_name="unet-small",
+            learning_rate=learning_rate,
+            workers=workers,
+            epochs=epochs,
+            batch_size=batch_size,
+            image_size=image_size,
+            onnx=True,
+            launcher=launcher,
+            namespace=namespace,
+            pvc=pvc,
+            gpus_per_worker=gpus,
+            node_selector=node_selector,
+            tolerations=tolerations,
+        )
+    best = select_model(models=dsl.Collected(trained.outputs["model"]), metric="test_miou")
+    gpu = {"node_selector": node_selector, "tolerations": tolerations, "gpus": gpus, "accelerator": accelerator}
+    gathered = infer_in_parallel(
+        best.outputs["best"], loaded, num_parts=num_parts, backend=backend, split="test", batch_size=batch_size,
+        gpu=gpu,
+    )
+    deploy_kserve(
+        model=best.outputs["best"],
+        name=service_name,
+        target=deploy_target,
+        storage_uri=storage_uri,
+        model_format=model_format,
+        gpus=gpus,
+        node_selector=node_selector,
+        tolerations=tolerations,
+        namespace=namespace,
+    ).after(gathered)

@@ -1,0 +1,72 @@
+"""``federated_average``: train on separate shards, average the weights, evaluate, serve.
+
+load data → ``shard_data`` cuts the training rows into one data folder per trainer → one
+``train`` task per shard in parallel, each seeing only its shard → ``average_models``
+averages their weights (same architecture) and evaluates the average on the test rows →
+``deploy_kserve``. Data-parallel training without all-reduce: the aggregator of the seeds.
+"""
+
+# No `from __future__ import annotations`: KFP reads the pipeline's annotations.
+from typing import Dict, List  # noqa: UP035 - KFP's type parser wants typing generics
+
+from kfp import dsl
+
+from distml.components.average_models import average_models
+from distml.components.deploy_kserve import deploy_kserve
+from distml.components.load_data import load_data
+from distml.components.shard_data import shard_data
+from distml.components.train import train
+
+
+@dsl.pipeline(
+    name="federated-average",
+    description="Train one model per data shard, average their weights, evaluate, deploy.",
+)
+def federated_average(
+    source: str = "sklearn:digits",
+    num_shards: int = 2,
+    model_name: str = "mlp",
+    workers_per_shard: int = 1,
+    epochs: int = 10,
+    batch_size: int = 32,
+    launcher: str = "local",
+    namespace: str = "kubeflow",
+    pvc: str = "",
+    gpus_per_worker: int = 0,
+    node_selector: Dict[str, str] = {},  # noqa: B006, UP006
+    tolerations: List[Dict[str, str]] = [],  # noqa: B006, UP006
+    deploy_target: str = "local",
+    service_name: str = "distml-averaged",
+    storage_uri: str = "",
+    model_format: str = "tensorflow",
+    serving_gpus: int = 0,
+):
+    loaded = load_data(source=source)
+    shards = shard_data(data=loaded.outputs["dataset"], num_shards=num_shards)
+    with dsl.ParallelFor(shards.outputs["Output"]) as shard:
+        trained = train(
+            data=shards.outputs["shards"],
+            data_shard=shard,
+            model_name=model_name,
+            workers=workers_per_shard,
+            epochs=epochs,
+            batch_size=batch_size,
+            launcher=launcher,
+            namespace=namespace,
+            pvc=pvc,
+            gpus_per_worker=gpus_per_worker,
+            node_selector=node_selector,
+            tolerations=tolerations,
+        )
+    averaged = average_models(models=dsl.Collected(trained.outputs["model"]), data=loaded.outputs["dataset"])
+    deploy_kserve(
+        model=averaged.outputs["averaged"],
+        name=service_name,
+        target=deploy_target,
+        storage_uri=storage_uri,
+        model_format=model_format,
+        gpus=serving_gpus,
+        node_selector=node_selector,
+        tolerations=tolerations,
+        namespace=namespace,
+    )
