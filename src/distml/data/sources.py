@@ -27,6 +27,7 @@ from distml.data.dtd import Dataset, Image, read_dataset, write_dataset
 from distml.data.split import part_sizes
 from distml.data.synth import DATASET_FILE, synth_digits, synth_lesions
 from distml.errors import DatasetError
+from distml.staging import staged_folder
 
 METADATA_FILE = "metadata.json"
 ARRAYS_FILE = "data.npz"
@@ -76,11 +77,7 @@ def load_data(
     """
     scheme, _, rest = source.partition(":")
     out = Path(out_dir)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise DatasetError("output folder is not empty", where=str(out), hint="Choose a new or empty folder.")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with staged_folder(out, what="output folder") as staging:
         if scheme == "dtd" and rest:
             info = _load_dtd(Path(rest), staging, copy_files=copy_files)
         elif scheme == "npz" and rest:
@@ -100,11 +97,6 @@ def load_data(
                 f"unknown data source {source!r}", hint=f"Use one of: {', '.join(SOURCES)}."
             )
         (staging / METADATA_FILE).write_text(json.dumps(asdict(info), indent=2) + "\n", encoding="utf-8")
-        if out.exists():
-            out.rmdir()
-        os.replace(staging, out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return info
 
 

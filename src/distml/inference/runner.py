@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +25,7 @@ from PIL import Image as PILImage
 from distml.errors import DistmlError
 from distml.inference.backends import Backend, Batch, create_backend, select_images
 from distml.inference.metrics import SEGMENTATION, THRESHOLD, ClassificationMetrics, SegmentationMetrics
+from distml.staging import staged_folder
 
 METRICS_FILE = "metrics.json"
 #: Progress callback: (batch number, number of batches, batch metrics, seconds since start).
@@ -52,8 +51,6 @@ def run_inference(
     if batch_size < 1:
         raise DistmlError(f"batch size must be at least 1 (got {batch_size})")
     out = Path(out_dir)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise DistmlError("output folder is not empty", where=str(out), hint="Each shard writes to its own new folder.")
     selection = select_images(part_file, split)
     runner = create_backend(backend, model, threads=threads) if isinstance(backend, str) else backend
     if selection.task == SEGMENTATION:
@@ -61,9 +58,7 @@ def run_inference(
     else:
         metrics = ClassificationMetrics(selection.dataset.classes)
     total_batches = -(-len(selection.indices) // batch_size)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with staged_folder(out, what="shard output folder") as staging:
         batches = []
         per_image = []
         start = previous = time.perf_counter()
@@ -97,11 +92,6 @@ def run_inference(
             "per_image": per_image,
         }
         (staging / METRICS_FILE).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-        if out.exists():
-            out.rmdir()
-        os.replace(staging, out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return result
 
 

@@ -6,13 +6,11 @@ import html
 import json
 import math
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from distml.errors import DistmlError
 from distml.selection.select import Selection, copy_model_folder
+from distml.staging import staged_folder
 
 MODEL_SUBDIR = "model"
 
@@ -85,20 +83,10 @@ def write_selection(selection: Selection, out_dir: str | os.PathLike[str]) -> Pa
     Built under a temporary name and renamed, so a failure leaves no folder that looks complete.
     """
     out = Path(out_dir)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise DistmlError("output folder is not empty", where=str(out), hint="Choose a new or empty folder.")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with staged_folder(out, what="output folder") as staging:
         copy_model_folder(selection.chosen.folder, staging / MODEL_SUBDIR)
         (staging / "comparison.md").write_text(markdown_table(selection), encoding="utf-8")
         (staging / "comparison.html").write_text(html_report(selection), encoding="utf-8")
         summary = json.dumps(selection_summary(selection), indent=2) + "\n"
         (staging / "selection.json").write_text(summary, encoding="utf-8")
-        staging.chmod(0o755)
-        if out.exists():
-            out.rmdir()
-        os.replace(staging, out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return out

@@ -12,12 +12,12 @@ import json
 import math
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from distml.errors import DistmlError
+from distml.staging import staged_folder
 
 METRICS_FILE = "metrics.json"
 DEFAULT_METRIC = "test_accuracy"
@@ -90,18 +90,8 @@ def display_names(paths: list[Path]) -> list[str]:
 def copy_model_folder(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> Path:
     """Copy a Model folder to ``target`` (absent or empty) through a temporary name, so no half copy remains."""
     out = Path(target)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise DistmlError("output folder is not empty", where=str(out), hint="Choose a new or empty folder.")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with staged_folder(out, what="output folder") as staging:
         shutil.copytree(source, staging, dirs_exist_ok=True)
-        staging.chmod(0o755)  # mkdtemp's 0700 would hide the model from a serving container's user
-        if out.exists():
-            out.rmdir()
-        os.replace(staging, out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return out
 
 

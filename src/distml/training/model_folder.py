@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from distml.errors import DistmlError
+from distml.staging import staged_folder
 
 # tf-keras (Keras 2) rather than Keras 3: Keras 3's model.fit fails under
 # MultiWorkerMirroredStrategy; TensorFlow picks tf-keras only if this is set before its import.
@@ -55,11 +54,7 @@ def save_model_folder(
 ) -> Path:
     """Write ``model`` (a tf-keras model) as a Model folder at ``folder`` (absent or empty)."""
     out = Path(folder)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise DistmlError("model output folder is not empty", where=str(out), hint="Choose a new or empty folder.")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with staged_folder(out, what="model output folder") as staging:
         model.save(str(saved_model_path(staging)), save_format="tf", include_optimizer=False)
         model.save(str(staging / KERAS_FILE), save_format="keras")
         if onnx:
@@ -73,11 +68,6 @@ def save_model_folder(
         }
         _write_json(staging / MODEL_INFO_FILE, info)
         _write_json(staging / METRICS_FILE, metrics)
-        if out.exists():
-            out.rmdir()
-        os.replace(staging, out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return out
 
 
