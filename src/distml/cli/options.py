@@ -10,8 +10,6 @@ from typing import Any
 
 import click
 
-TOLERATION_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
-
 
 def parse_node_selector(values: tuple[str, ...] | list[str]) -> dict[str, str]:
     """``("KEY=VALUE", ...)`` -> ``{KEY: VALUE}``; a key given twice is an error."""
@@ -26,19 +24,23 @@ def parse_node_selector(values: tuple[str, ...] | list[str]) -> dict[str, str]:
     return selector
 
 
+def parse_toleration_spec(value: str) -> Any:
+    """``KEY[=VALUE]:EFFECT`` -> ``distml.training.spec.Toleration`` (the one parsing rule for every command)."""
+    from distml.errors import DistmlError
+    from distml.training.spec import Toleration
+
+    try:
+        return Toleration.parse(value)
+    except DistmlError as err:
+        raise click.BadParameter(str(err)) from None
+
+
 def parse_toleration(value: str) -> Any:
     """``KEY[=VALUE]:EFFECT`` -> ``kubernetes.client.V1Toleration`` (operator Equal with a value, else Exists)."""
     from distml.serving.isvc import make_toleration
 
-    spec, sep, effect = value.rpartition(":")
-    if not sep or not spec:
-        raise click.BadParameter(f"{value!r} is not KEY[=VALUE]:EFFECT (e.g. nvidia.com/gpu=present:NoSchedule)")
-    if effect not in TOLERATION_EFFECTS:
-        raise click.BadParameter(f"toleration effect {effect!r} is not one of {', '.join(TOLERATION_EFFECTS)}")
-    key, has_value, toleration_value = spec.partition("=")
-    if not key:
-        raise click.BadParameter(f"{value!r} has no key")
-    return make_toleration(key, effect, toleration_value if has_value else None)
+    parsed = parse_toleration_spec(value)
+    return make_toleration(parsed.key, parsed.effect, parsed.value)
 
 
 def node_selector_callback(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from distml.errors import DistmlError
+from distml.cli.options import parse_node_selector, parse_toleration_spec
 
 MODELS = ("mlp", "cnn", "lenet5", "unet-small")
 
@@ -62,7 +62,7 @@ def train(
 ) -> None:
     """Train MODEL on DATA with WORKERS MultiWorkerMirroredStrategy workers; write a Model folder to OUT."""
     from distml.training import launch
-    from distml.training.spec import PvcMount, Toleration
+    from distml.training.spec import PvcMount
     from distml.training.worker import WorkerConfig
 
     if launcher == "local" and (dry_run or image or pvc or node_selector or toleration or gpus_per_worker):
@@ -88,8 +88,8 @@ def train(
             image=image or COMPONENT_IMAGE,
             namespace=namespace,
             gpus_per_worker=gpus_per_worker,
-            node_selector=dict(_key_value(item) for item in node_selector),
-            tolerations=[Toleration.parse(item) for item in toleration],
+            node_selector=parse_node_selector(node_selector),
+            tolerations=[parse_toleration_spec(item) for item in toleration],
             pvc=PvcMount.parse(pvc) if pvc else None,
             timeout=timeout,
         )
@@ -112,9 +112,3 @@ def train(
     shown = {k: round(v, 4) for k, v in metrics.items() if k.startswith("test_")}
     click.echo(f"model folder: {out}  workers={metrics['workers']} " + " ".join(f"{k}={v}" for k, v in shown.items()))
 
-
-def _key_value(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not key or not sep:
-        raise DistmlError(f"bad --node-selector {text!r}", hint="Write KEY=VALUE, e.g. nvidia.com/gpu.present=true.")
-    return key, value
