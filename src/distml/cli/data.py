@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.table import Table
 
+from distml.cli.output import make_console
 from distml.data import dtd, sources, split, synth
 
-# Logs and pipes get wide lines, so tables of file names are not cut.
-console = Console() if sys.stdout.isatty() else Console(width=160)
+console = make_console()
 
 
 @click.group()

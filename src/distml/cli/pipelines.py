@@ -9,16 +9,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
 from rich.table import Table
 
+from distml.cli.output import make_console
 from distml.errors import DistmlError
 
 if TYPE_CHECKING:
     from distml.pipelines.runner import TaskProgress
 
-console = Console()
-progress_console = Console(stderr=True)
+console = make_console()
+progress_console = make_console(stderr=True)
 
 _PARAM_HELP = "Pipeline parameter, converted to its declared type (lists and dicts as JSON). Repeatable."
 _HOST_HELP = "Kubeflow Pipelines API URL, e.g. http://localhost:8080 [env KF_PIPELINES_ENDPOINT]."

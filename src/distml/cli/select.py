@@ -6,9 +6,10 @@ import logging
 from pathlib import Path
 
 import click
-from rich.console import Console
 
-console = Console()
+from distml.cli.output import make_console
+
+console = make_console()
 
 _models = click.argument("model_dirs", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=Path))
 _out = click.option(

@@ -6,11 +6,11 @@ import time
 from pathlib import Path
 
 import click
-from rich.console import Console
 
 from distml.cli.options import node_selector_callback, tolerations_callback
+from distml.cli.output import make_console
 
-console = Console(stderr=True)
+console = make_console(stderr=True)
 
 _name = click.option("--name", required=True, help="Model / InferenceService name (DNS-1035 label).")
 

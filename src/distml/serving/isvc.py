@@ -117,6 +117,8 @@ def build_inference_service(spec: ServingSpec) -> Any:
         requests[GPU_RESOURCE] = str(spec.gpus)
         limits[GPU_RESOURCE] = str(spec.gpus)
     model = V1beta1ModelSpec(
+        # The SDK writes name: '' otherwise; KServe names the predictor container this itself.
+        name="kserve-container",
         model_format=V1beta1ModelFormat(name=spec.model_format),
         protocol_version="v2" if spec.model_format == "onnx" else "v1",
         storage_uri=predictor_storage_uri(spec.storage_uri, spec.model_format),
