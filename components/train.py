@@ -61,6 +61,13 @@ def train(
     )
     Path(logs.path).mkdir(parents=True, exist_ok=True)
     if launcher == "kubernetes":
+        if not pvc:
+            from distml.errors import DistmlError
+
+            raise DistmlError(
+                "launcher=kubernetes needs a volume shared by this task and the TFJob's pods (pvc is empty)",
+                hint="Compile the pipeline with DISTML_WORK_PVC=<ReadWriteMany claim> (docs/training.md).",
+            )
         options = launch.ClusterOptions(
             image=image or COMPONENT_IMAGE,
             namespace=namespace,

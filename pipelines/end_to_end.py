@@ -23,6 +23,7 @@ from distml.components.load_data import load_data
 from distml.components.select_model import select_model
 from distml.components.train import train
 from distml.pipelines.distributed_inference import infer_in_parallel
+from distml.pipelines.node_pools import train_pvc_argument, with_work_volume
 
 
 @dsl.pipeline(
@@ -42,7 +43,6 @@ def end_to_end(
     backend: str = "onnxruntime",
     launcher: str = "local",
     namespace: str = "kubeflow",
-    pvc: str = "",
     gpus: int = 0,
     accelerator: str = "nvidia.com/gpu",
     node_selector: Dict[str, str] = {},  # noqa: B006, UP006
@@ -65,11 +65,12 @@ def end_to_end(
             onnx=True,
             launcher=launcher,
             namespace=namespace,
-            pvc=pvc,
+            pvc=train_pvc_argument(),
             gpus_per_worker=gpus,
             node_selector=node_selector,
             tolerations=tolerations,
         )
+        with_work_volume(trained)
     best = select_model(models=dsl.Collected(trained.outputs["model"]), metric="test_miou")
     gpu = {"node_selector": node_selector, "tolerations": tolerations, "gpus": gpus, "accelerator": accelerator}
     gathered = infer_in_parallel(

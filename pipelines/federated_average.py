@@ -16,6 +16,7 @@ from distml.components.deploy_kserve import deploy_kserve
 from distml.components.load_data import load_data
 from distml.components.shard_data import shard_data
 from distml.components.train import train
+from distml.pipelines.node_pools import train_pvc_argument, with_work_volume
 
 
 @dsl.pipeline(
@@ -31,7 +32,6 @@ def federated_average(
     batch_size: int = 32,
     launcher: str = "local",
     namespace: str = "kubeflow",
-    pvc: str = "",
     gpus_per_worker: int = 0,
     node_selector: Dict[str, str] = {},  # noqa: B006, UP006
     tolerations: List[Dict[str, str]] = [],  # noqa: B006, UP006
@@ -53,11 +53,12 @@ def federated_average(
             batch_size=batch_size,
             launcher=launcher,
             namespace=namespace,
-            pvc=pvc,
+            pvc=train_pvc_argument(),
             gpus_per_worker=gpus_per_worker,
             node_selector=node_selector,
             tolerations=tolerations,
         )
+        with_work_volume(trained)
     averaged = average_models(models=dsl.Collected(trained.outputs["model"]), data=loaded.outputs["dataset"])
     deploy_kserve(
         model=averaged.outputs["averaged"],

@@ -10,8 +10,28 @@ train and deploy components' inputs instead.
 
 from __future__ import annotations
 
+import os
+
 from kfp import kubernetes
 from kfp.dsl import PipelineTask
+
+#: The ReadWriteMany claim that train tasks share with their TFJob's pods (docs/training.md),
+#: chosen when compiling: ``DISTML_WORK_PVC=distml-work distml compile``. A compile-time
+#: choice like the image, because a pod cannot mount a claim whose name is an empty parameter.
+WORK_PVC = os.environ.get("DISTML_WORK_PVC", "")
+WORK_MOUNT = "/mnt/distml"
+
+
+def train_pvc_argument() -> str:
+    """The train component's ``pvc`` input: ``CLAIM:MOUNT``, or "" when compiled without a work PVC."""
+    return f"{WORK_PVC}:{WORK_MOUNT}" if WORK_PVC else ""
+
+
+def with_work_volume(task: PipelineTask) -> PipelineTask:
+    """Mount the work PVC in a train task's pod (where it stages data for the TFJob), if one was chosen."""
+    if WORK_PVC:
+        kubernetes.mount_pvc(task, pvc_name=WORK_PVC, mount_path=WORK_MOUNT)
+    return task
 
 
 def on_gpu_pool(task: PipelineTask, *, node_selector, tolerations, gpus, accelerator) -> PipelineTask:

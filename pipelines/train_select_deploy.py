@@ -16,6 +16,7 @@ from distml.components.deploy_kserve import deploy_kserve
 from distml.components.load_data import load_data
 from distml.components.select_model import select_model
 from distml.components.train import train
+from distml.pipelines.node_pools import train_pvc_argument, with_work_volume
 
 
 @dsl.pipeline(
@@ -33,7 +34,6 @@ def train_select_deploy(
     lowest: bool = False,
     launcher: str = "local",
     namespace: str = "kubeflow",
-    pvc: str = "",
     gpus_per_worker: int = 0,
     node_selector: Dict[str, str] = {},  # noqa: B006, UP006
     tolerations: List[Dict[str, str]] = [],  # noqa: B006, UP006
@@ -55,11 +55,12 @@ def train_select_deploy(
             batch_size=batch_size,
             launcher=launcher,
             namespace=namespace,
-            pvc=pvc,
+            pvc=train_pvc_argument(),
             gpus_per_worker=gpus_per_worker,
             node_selector=node_selector,
             tolerations=tolerations,
         )
+        with_work_volume(trained)
     best = select_model(models=dsl.Collected(trained.outputs["model"]), metric=metric, lowest=lowest)
     deploy_kserve(
         model=best.outputs["best"],

@@ -113,3 +113,22 @@ def test_federated_average_trains_per_shard_and_averages(tmp_path, monkeypatch):
     trained = [json.loads(p.read_text()) for p in find(result.run_dir, "train/model/metrics.json")]
     assert sorted(m["train_examples"] for m in trained) == [718, 719]  # 1437 training rows, floor + rest
     assert result.task_outputs["deploy-kserve"]["status"] == "Ready"
+
+
+def test_a_work_pvc_chosen_at_compile_time_is_mounted_in_train_tasks_and_given_to_the_tfjob(tmp_path):
+    """launcher=kubernetes stages data on a PVC that the train task's pod and the TFJob's pods share."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DISTML_WORK_PVC": "distml-work"}
+    compile_command = [sys.executable, "-c", "from distml.cli import main; main()", "compile", "--out", str(tmp_path)]
+    subprocess.run(compile_command, env=env, check=True, capture_output=True, timeout=300)
+    document: dict = {}
+    for part in yaml.safe_load_all((tmp_path / "end_to_end.yaml").read_text()):
+        document.update(part)
+    mounts = document["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-train"]["pvcMount"]
+    assert [(m["constant"], m["mountPath"]) for m in mounts] == [("distml-work", "/mnt/distml")]
+    train_task = document["components"]["comp-for-loop-1"]["dag"]["tasks"]["train"]
+    assert train_task["inputs"]["parameters"]["pvc"] == {"runtimeValue": {"constant": "distml-work:/mnt/distml"}}
+    assert "pvcMount" not in (COMPILED / "end_to_end.yaml").read_text(), "the committed YAML assumes no PVC"

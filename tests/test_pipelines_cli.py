@@ -197,9 +197,9 @@ def test_compile_writes_loadable_yaml_and_check_catches_drift(tiny_registry, tmp
 def test_committed_yaml_equals_a_fresh_compile():
     """Every pipeline (and component) in the registry, compiled now, equals the committed YAML.
 
-    Runs in a fresh process without DISTML_IMAGE, so the default image tag is what is compared.
+    Runs in a fresh process without DISTML_IMAGE and DISTML_WORK_PVC, so the defaults are what is compared.
     """
-    env = {key: value for key, value in os.environ.items() if key != "DISTML_IMAGE"}
+    env = {key: value for key, value in os.environ.items() if key not in ("DISTML_IMAGE", "DISTML_WORK_PVC")}
     result = subprocess.run(
         [sys.executable, "-c", "from distml.cli import main; main()", "compile", "--check"],
         env=env,
