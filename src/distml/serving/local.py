@@ -30,10 +30,8 @@ from typing import Any
 import numpy as np
 
 from distml.errors import DistmlError
+from distml.training.model_folder import ONNX_FILE, read_model_info, saved_model_path
 
-MODEL_INFO_FILE = "model.json"
-ONNX_FILE = "model.onnx"
-SAVED_MODEL = Path("model") / "1"
 #: Largest batch one request may carry (bounds the server's memory per request).
 MAX_INSTANCES = 4096
 
@@ -50,18 +48,6 @@ def _import_kserve() -> Any:
     return kserve
 
 
-def read_model_info(model_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    path = Path(model_dir) / MODEL_INFO_FILE
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DistmlError(
-            f"not a model folder (no {MODEL_INFO_FILE})",
-            where=str(model_dir),
-            hint="Serve the output folder of training, selection or averaging.",
-        ) from None
-
-
 class Predictor:
     """Batch prediction on a Model folder: ONNX Runtime if model.onnx is there, else the SavedModel."""
 
@@ -75,16 +61,16 @@ class Predictor:
             self.backend = "onnxruntime"
             self._session = onnxruntime.InferenceSession(str(folder / ONNX_FILE), providers=["CPUExecutionProvider"])
             self._input_name = self._session.get_inputs()[0].name
-        elif (folder / SAVED_MODEL / "saved_model.pb").exists():
+        elif (saved_model_path(folder) / "saved_model.pb").exists():
             os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
             import tensorflow as tf
 
             self.backend = "tensorflow"
-            self._signature = tf.saved_model.load(str(folder / SAVED_MODEL)).signatures["serving_default"]
+            self._signature = tf.saved_model.load(str(saved_model_path(folder))).signatures["serving_default"]
             self._input_name = next(iter(self._signature.structured_input_signature[1]))
         else:
             raise DistmlError(
-                f"neither {ONNX_FILE} nor {SAVED_MODEL}/saved_model.pb", where=str(folder), hint="Export the model."
+                f"neither {ONNX_FILE} nor model/1/saved_model.pb", where=str(folder), hint="Export the model."
             )
 
     def check(self, batch: Any) -> np.ndarray:

@@ -71,17 +71,23 @@ def save_model_folder(
     return out
 
 
-def load_model_folder(folder: str | os.PathLike[str]) -> tuple[Any, dict[str, Any]]:
-    """The tf-keras model of a Model folder (from model.keras) and its model.json."""
+def read_model_info(folder: str | os.PathLike[str]) -> dict[str, Any]:
+    """A Model folder's model.json, or an error naming the folder (no TensorFlow needed)."""
     path = Path(folder)
     try:
-        info = json.loads((path / MODEL_INFO_FILE).read_text(encoding="utf-8"))
+        return json.loads((path / MODEL_INFO_FILE).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DistmlError(
             f"not a model folder (no {MODEL_INFO_FILE})",
             where=str(path),
-            hint="Use the output folder of `distml train` or of the train component.",
+            hint="Use the output folder of training, selection or averaging (`distml train`, `select`, `average`).",
         ) from None
+
+
+def load_model_folder(folder: str | os.PathLike[str]) -> tuple[Any, dict[str, Any]]:
+    """The tf-keras model of a Model folder (from model.keras) and its model.json."""
+    path = Path(folder)
+    info = read_model_info(path)
     import tf_keras
 
     model = tf_keras.models.load_model(str(path / KERAS_FILE), compile=False)
