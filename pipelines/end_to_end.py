@@ -21,9 +21,8 @@ from kfp import dsl
 from distml.components.deploy_kserve import deploy_kserve
 from distml.components.load_data import load_data
 from distml.components.select_model import select_model
-from distml.components.train import train
 from distml.pipelines.distributed_inference import infer_in_parallel
-from distml.pipelines.node_pools import train_pvc_argument, with_work_volume
+from distml.pipelines.node_pools import train_task
 
 
 @dsl.pipeline(
@@ -54,7 +53,7 @@ def end_to_end(
 ):
     loaded = load_data(source=source, images=images, size=image_size)
     with dsl.ParallelFor(learning_rates) as learning_rate:
-        trained = train(
+        trained = train_task(
             data=loaded.outputs["dataset"],
             model_name="unet-small",
             learning_rate=learning_rate,
@@ -65,12 +64,10 @@ def end_to_end(
             onnx=True,
             launcher=launcher,
             namespace=namespace,
-            pvc=train_pvc_argument(),
             gpus_per_worker=gpus,
             node_selector=node_selector,
             tolerations=tolerations,
         )
-        with_work_volume(trained)
     best = select_model(models=dsl.Collected(trained.outputs["model"]), metric="test_miou")
     gpu = {"node_selector": node_selector, "tolerations": tolerations, "gpus": gpus, "accelerator": accelerator}
     gathered = infer_in_parallel(

@@ -15,8 +15,7 @@ from distml.components.average_models import average_models
 from distml.components.deploy_kserve import deploy_kserve
 from distml.components.load_data import load_data
 from distml.components.shard_data import shard_data
-from distml.components.train import train
-from distml.pipelines.node_pools import train_pvc_argument, with_work_volume
+from distml.pipelines.node_pools import train_task
 
 
 @dsl.pipeline(
@@ -44,7 +43,7 @@ def federated_average(
     loaded = load_data(source=source)
     shards = shard_data(data=loaded.outputs["dataset"], num_shards=num_shards)
     with dsl.ParallelFor(shards.outputs["Output"]) as shard:
-        trained = train(
+        trained = train_task(
             data=shards.outputs["shards"],
             data_shard=shard,
             model_name=model_name,
@@ -53,12 +52,10 @@ def federated_average(
             batch_size=batch_size,
             launcher=launcher,
             namespace=namespace,
-            pvc=train_pvc_argument(),
             gpus_per_worker=gpus_per_worker,
             node_selector=node_selector,
             tolerations=tolerations,
         )
-        with_work_volume(trained)
     averaged = average_models(models=dsl.Collected(trained.outputs["model"]), data=loaded.outputs["dataset"])
     deploy_kserve(
         model=averaged.outputs["averaged"],

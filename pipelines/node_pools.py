@@ -34,6 +34,26 @@ def with_work_volume(task: PipelineTask) -> PipelineTask:
     return task
 
 
+def train_task(data, *, launcher, namespace, gpus_per_worker, node_selector, tolerations, **training) -> PipelineTask:
+    """A ``train`` task whose TFJob (launcher="kubernetes") lands on the GPU pool and shares the work PVC.
+
+    ``training`` holds the model's own inputs (model_name, epochs, batch_size, ...).
+    """
+    from distml.components.train import train
+
+    task = train(
+        data=data,
+        launcher=launcher,
+        namespace=namespace,
+        gpus_per_worker=gpus_per_worker,
+        node_selector=node_selector,
+        tolerations=tolerations,
+        pvc=train_pvc_argument(),
+        **training,
+    )
+    return with_work_volume(task)
+
+
 def on_gpu_pool(task: PipelineTask, *, node_selector, tolerations, gpus, accelerator) -> PipelineTask:
     """Schedule ``task``'s pod on the GPU pool: node selector, tolerations, accelerator type and count.
 

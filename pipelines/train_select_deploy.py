@@ -15,8 +15,7 @@ from kfp import dsl
 from distml.components.deploy_kserve import deploy_kserve
 from distml.components.load_data import load_data
 from distml.components.select_model import select_model
-from distml.components.train import train
-from distml.pipelines.node_pools import train_pvc_argument, with_work_volume
+from distml.pipelines.node_pools import train_task
 
 
 @dsl.pipeline(
@@ -47,7 +46,7 @@ def train_select_deploy(
 ):
     loaded = load_data(source=source)
     with dsl.ParallelFor(models) as model_name:
-        trained = train(
+        trained = train_task(
             data=loaded.outputs["dataset"],
             model_name=model_name,
             workers=workers,
@@ -55,12 +54,10 @@ def train_select_deploy(
             batch_size=batch_size,
             launcher=launcher,
             namespace=namespace,
-            pvc=train_pvc_argument(),
             gpus_per_worker=gpus_per_worker,
             node_selector=node_selector,
             tolerations=tolerations,
         )
-        with_work_volume(trained)
     best = select_model(models=dsl.Collected(trained.outputs["model"]), metric=metric, lowest=lowest)
     deploy_kserve(
         model=best.outputs["best"],
