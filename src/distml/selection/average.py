@@ -18,12 +18,9 @@ from typing import Any
 import numpy as np
 
 from distml.errors import DistmlError
+from distml.inference.metrics import binary_iou
 
 log = logging.getLogger(__name__)
-
-#: Threshold and epsilon of the per-image IoU (as in DeepHealth's inference script).
-IOU_THRESHOLD = 0.5
-IOU_EPS = 1e-6
 
 
 def layer_signature(model: Any) -> list[tuple[str, str, list[tuple[int, ...]]]]:
@@ -72,11 +69,7 @@ def evaluate_arrays(model: Any, x: np.ndarray, y: np.ndarray, task: str) -> dict
     """Test metrics of ``model`` on arrays: classification accuracy and loss, or segmentation mean IoU."""
     predictions = np.asarray(model.predict(x, batch_size=256, verbose=0), dtype=np.float64)
     if task == "segmentation":
-        predicted = predictions.reshape(len(x), -1) > IOU_THRESHOLD
-        truth = np.asarray(y, dtype=np.float64).reshape(len(x), -1) > IOU_THRESHOLD
-        intersection = (predicted & truth).sum(axis=1)
-        union = (predicted | truth).sum(axis=1)
-        iou = (intersection + IOU_EPS) / (union + IOU_EPS)
+        iou = binary_iou(predictions, np.asarray(y, dtype=np.float64).reshape(predictions.shape))
         return {"test_miou": float(iou.mean()), "test_examples": len(x)}
     labels = np.asarray(y).reshape(-1).astype(np.int64)
     probabilities = predictions if _are_probabilities(predictions) else _softmax(predictions)

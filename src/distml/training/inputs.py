@@ -61,12 +61,18 @@ def load_training_data(
             presharded=False,
         )
     dataset = read_dataset(Path(folder) / info.file)
-    has_split = dataset.split or {}
-    train_indices = dataset.indices("training" if "training" in has_split else None)
-    test_indices = dataset.indices("test") if with_test and "test" in has_split else []
-    size = image_size or _first_size(dataset, train_indices)
-    x_train, y_train = _read_images(dataset, train_indices[worker_index::workers], size)
-    x_test, y_test = _read_images(dataset, test_indices, size)
+    train_indices = _training_indices(dataset)
+    if workers > len(train_indices):
+        raise DistmlError(
+            f"{workers} workers but only {len(train_indices)} training images: some workers would get no data",
+            where=dataset.name,
+            hint=f"Use at most {len(train_indices)} workers, or a larger dataset.",
+        )
+    test_indices = dataset.indices("test") if with_test and "test" in (dataset.split or {}) else []
+    first_size, mode = _first_image_format(dataset, train_indices)
+    size = image_size or first_size
+    x_train, y_train = _read_images(dataset, train_indices[worker_index::workers], size, mode)
+    x_test, y_test = _read_images(dataset, test_indices, size, mode)
     return TrainingData(
         task=info.task,
         classes=list(info.classes),
@@ -77,6 +83,26 @@ def load_training_data(
         train_examples=len(train_indices),
         presharded=True,
     )
+
+
+def _training_indices(dataset: Dataset) -> list[int]:
+    """The ``training`` split; without one, every image that no other split (test, validation) lists.
+
+    A dataset with no split at all trains on every image.
+    """
+    split = dataset.split or {}
+    if "training" in split:
+        indices = list(split["training"])
+    else:
+        held_out = {i for name, listed in split.items() for i in listed}
+        indices = [i for i in range(len(dataset.images)) if i not in held_out]
+    if not indices:
+        raise DistmlError(
+            "the dataset has no training images",
+            where=dataset.name,
+            hint="List images under split.training, or leave some images out of the other splits.",
+        )
+    return indices
 
 
 def _as_images(x: np.ndarray, where: str) -> np.ndarray:
@@ -92,20 +118,21 @@ def _as_images(x: np.ndarray, where: str) -> np.ndarray:
     return x / 255.0 if x.max(initial=0.0) > 1.0 else x
 
 
-def _first_size(dataset: Dataset, indices: list[int]) -> int:
-    if not indices:
-        raise DistmlError("the dataset has no training images", where=dataset.name)
+def _first_image_format(dataset: Dataset, indices: list[int]) -> tuple[int, str]:
+    """Size and PIL mode ("L" or "RGB") of the first training image: every image is read the same way.
+
+    Every worker looks at the same image, so all workers agree on the input shape.
+    """
     with PILImage.open(dataset.resolve(dataset.images[indices[0]].location)) as image:
-        return min(image.size)
+        return min(image.size), "L" if image.mode in ("L", "1", "I", "I;16") else "RGB"
 
 
-def _read_images(dataset: Dataset, indices: list[int], size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Images as float32 NHWC in [0, 1]; labels as class indices or binary float masks (H, W, 1)."""
+def _read_images(dataset: Dataset, indices: list[int], size: int, mode: str) -> tuple[np.ndarray, np.ndarray]:
+    """Images as float32 NHWC in [0, 1] in ``mode``; labels as class indices or binary float masks (H, W, 1)."""
     images, labels = [], []
     for i in indices:
         entry = dataset.images[i]
         with PILImage.open(dataset.resolve(entry.location)) as image:
-            mode = "L" if image.mode in ("L", "1", "I", "I;16") else "RGB"
             pixels = image.convert(mode).resize((size, size), PILImage.BILINEAR)
         images.append(np.asarray(pixels, dtype=np.float32).reshape(size, size, -1) / 255.0)
         if dataset.is_segmentation:
@@ -120,6 +147,7 @@ def _read_images(dataset: Dataset, indices: list[int], size: int) -> tuple[np.nd
                 raise DistmlError(f"image {i} has no label", where=dataset.name)
             labels.append(dataset.class_index(label))
     if not images:
-        return np.zeros((0, size, size, 1), np.float32), np.zeros((0,), np.int64)
+        channels = 1 if mode == "L" else 3
+        return np.zeros((0, size, size, channels), np.float32), np.zeros((0,), np.int64)
     y = np.stack(labels) if dataset.is_segmentation else np.asarray(labels, dtype=np.int64)
     return np.stack(images), y

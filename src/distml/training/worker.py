@@ -34,12 +34,12 @@ from typing import Any
 import numpy as np
 
 from distml.errors import DistmlError
+from distml.inference.metrics import THRESHOLD as IOU_THRESHOLD
+from distml.inference.metrics import binary_iou
 from distml.training.inputs import TrainingData, load_training_data
 from distml.training.model_folder import save_model_folder
 from distml.training.models import bce_dice_loss, build_model, task_of
 
-#: Threshold and epsilon of DeepHealth's per-image IoU (its inference script).
-IOU_THRESHOLD, IOU_EPS = 0.5, 1e-6
 #: The epoch history kept in the backup folder, so that a resumed run reports every epoch.
 HISTORY_FILE = "distml-history.json"
 
@@ -179,6 +179,7 @@ def _metric(task: str) -> Any:
     import tf_keras
 
     if task == "segmentation":
+        # Per-epoch progress: IoU over all pixels (pixel >= 0.5 positive, as binary_iou); test_miou is per image.
         return tf_keras.metrics.BinaryIoU(target_class_ids=[1], threshold=IOU_THRESHOLD, name="iou")
     return "accuracy"
 
@@ -206,21 +207,12 @@ def _test_metrics(model: Any, data: TrainingData, task: str, batch: int = 256) -
     eps = 1e-7
     if task == "segmentation":
         loss = np.mean(bce_dice_loss(data.y_test, predictions).numpy())  # the training loss
-        return {"test_loss": float(loss), "test_miou": float(np.mean(per_image_iou(predictions, data.y_test)))}
+        return {"test_loss": float(loss), "test_miou": float(np.mean(binary_iou(predictions, data.y_test)))}
     picked = predictions[np.arange(len(data.y_test)), data.y_test]
     return {
         "test_loss": float(-np.mean(np.log(np.clip(picked, eps, 1.0)))),
         "test_accuracy": float(np.mean(np.argmax(predictions, axis=1) == data.y_test)),
     }
-
-
-def per_image_iou(predictions: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """DeepHealth's IoU per image: both thresholded at 0.5, (|A∩B| + eps) / (|A∪B| + eps)."""
-    pred = predictions.reshape(len(predictions), -1) > IOU_THRESHOLD
-    true = truth.reshape(len(truth), -1) > IOU_THRESHOLD
-    intersection = np.logical_and(pred, true).sum(axis=1)
-    union = np.logical_or(pred, true).sum(axis=1)
-    return (intersection + IOU_EPS) / (union + IOU_EPS)
 
 
 def _export(model: Any, config: WorkerConfig, role: Role, data: TrainingData, task: str, metrics: dict) -> None:
