@@ -63,6 +63,7 @@ def test_reads_every_image_form_and_keeps_split_order(tmp_path):
         ("images: [a.png, b.png]\nsplit: {training: [0], test: [0]}\n", "split.test[0]", "listed twice"),
         ("images: [a.png, b.png]\nsplit: {training: [1, 1]}\n", "split.training[1]", "listed twice"),
         ("images: [a.png]\nsplit: {training: [x]}\n", "split.training[0]", "not an image index"),
+        ("images: [a.png, b.png]\nsplit: {training: [0, true]}\n", "split.training[1]", "True is not an image index"),
         ("classes: [cat]\nimages:\n  - {location: a.png, label: dog}\n", "images[0].label", "unknown class 'dog'"),
         ("classes: [cat]\nimages:\n  - {location: a.png, label: 3}\n", "images[0].label", "out of range"),
         ("images:\n  - {location: a.png, label: 2}\n", "images[0].label", "no `classes`"),

@@ -261,7 +261,8 @@ def _parse_split(raw: Any, n_images: int, where: str) -> dict[str, list[int]] | 
         if not isinstance(indices, list):
             raise DatasetError("must be a list of 0-based image indices", where=fieldname)
         array = np.asarray(indices) if indices else np.zeros(0, dtype=np.int64)
-        if array.dtype.kind not in "iu" or array.ndim != 1:
+        # numpy reads `true` among integers as 1: look for booleans by type.
+        if array.dtype.kind not in "iu" or array.ndim != 1 or any(type(x) is bool for x in indices):
             bad = next(
                 (j for j, x in enumerate(indices) if isinstance(x, bool) or not isinstance(x, int)), 0
             )
