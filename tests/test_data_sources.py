@@ -54,6 +54,17 @@ def test_npz_source_is_checked(tmp_path):
     assert load_data(f"npz:{tmp_path / 'ok.npz'}", tmp_path / "out").counts == {"train": 4, "test": 2}
 
 
+def test_npz_classes_cover_every_label_index_of_both_splits(tmp_path):
+    np.savez(tmp_path / "gaps.npz", x_train=np.zeros((3, 2)), y_train=np.array([0, 2, 2]), x_test=np.zeros((2, 2)),
+             y_test=np.array([4, 0]))
+    assert load_data(f"npz:{tmp_path / 'gaps.npz'}", tmp_path / "gaps").classes == ["0", "1", "2", "3", "4"]
+    np.savez(tmp_path / "neg.npz", x_train=np.zeros((2, 2)), y_train=np.array([0, -1]), x_test=np.zeros((1, 2)),
+             y_test=np.array([0]))
+    with pytest.raises(DatasetError, match="0-based indices, found -1"):
+        load_data(f"npz:{tmp_path / 'neg.npz'}", tmp_path / "neg")
+    assert not (tmp_path / "neg").exists()
+
+
 def test_keras_sources_fail_fast_offline_naming_local_alternatives(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-cache"))
     monkeypatch.setenv(KERAS_ORIGIN_ENV, "http://127.0.0.1:9")  # discard port: nothing listens

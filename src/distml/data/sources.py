@@ -218,8 +218,18 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
 
 
 def _save_arrays(arrays: dict[str, np.ndarray], staging: Path, *, source: str, name: str) -> ArtifactInfo:
+    classes: list[int] = []
+    if arrays["y_train"].ndim == 1:
+        labels = np.concatenate([arrays["y_train"], arrays["y_test"]]).astype(np.int64)
+        if labels.size and labels.min() < 0:
+            raise DatasetError(
+                f"class labels must be 0-based indices, found {int(labels.min())}",
+                where=source,
+                hint="Map the labels to 0..K-1 before saving the arrays.",
+            )
+        # Labels index the model's outputs: classes 0..max over both splits, even those absent from training.
+        classes = list(range(int(labels.max()) + 1)) if labels.size else []
     np.savez(staging / ARRAYS_FILE, **arrays)
-    classes = sorted({int(y) for y in np.unique(arrays["y_train"])}) if arrays["y_train"].ndim == 1 else []
     return ArtifactInfo(
         format="npz",
         file=ARRAYS_FILE,
