@@ -9,8 +9,7 @@ from pathlib import Path
 import click
 
 from distml.cli.options import parse_node_selector, parse_toleration_spec
-
-MODELS = ("mlp", "cnn", "lenet5", "unet-small")
+from distml.training.models import ARCHITECTURES
 
 
 def _echo_err(line: str) -> None:
@@ -20,7 +19,7 @@ def _echo_err(line: str) -> None:
 @click.command("train")
 @click.option("--launcher", type=click.Choice(["local", "kubernetes"]), default="local", show_default=True)
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Worker replicas.")
-@click.option("--model", "model", type=click.Choice(MODELS), required=True, help="Architecture.")
+@click.option("--model", "model", type=click.Choice(ARCHITECTURES), required=True, help="Architecture.")
 @click.option(
     "--data", "source", required=True, help="Loaded-data folder, or a source: sklearn:digits, dtd:PATH, npz:PATH..."
 )
@@ -111,4 +110,3 @@ def train(
             shutil.rmtree(work, ignore_errors=True)
     shown = {k: round(v, 4) for k, v in metrics.items() if k.startswith("test_")}
     click.echo(f"model folder: {out}  workers={metrics['workers']} " + " ".join(f"{k}={v}" for k, v in shown.items()))
-

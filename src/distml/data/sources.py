@@ -28,6 +28,7 @@ from distml.data.split import part_sizes
 from distml.data.synth import DATASET_FILE, synth_digits, synth_lesions
 from distml.errors import DatasetError
 from distml.staging import staged_folder
+from distml.tfkeras import use_tf_keras
 
 METADATA_FILE = "metadata.json"
 ARRAYS_FILE = "data.npz"
@@ -258,7 +259,7 @@ def _keras_arrays(name: str) -> dict[str, np.ndarray]:
     cache = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets" / _KERAS_CACHE[name]
     if not cache.exists():
         _require_network(name)
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    use_tf_keras()
     try:
         from tf_keras import datasets
     except ImportError:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from distml.errors import DistmlError
+from distml.tfkeras import LEGACY_KERAS_ENV
 
 #: ONNX opset written when none is asked for: supported by onnxruntime >= 1.14 and EDDL's importer.
 DEFAULT_OPSET = 17
@@ -49,7 +50,7 @@ def saved_model_to_onnx(
     command += ["--opset", str(opset or DEFAULT_OPSET)]
     if inputs_as_nchw:
         command += ["--inputs-as-nchw", _saved_model_input_names(source)]
-    env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {**os.environ, **LEGACY_KERAS_ENV, "TF_CPP_MIN_LOG_LEVEL": "2"}
     try:
         done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
         if done.returncode != 0 or tmp.stat().st_size == 0:
@@ -103,7 +104,7 @@ def _saved_model_input_names(saved_model_dir: Path) -> str:
         "sig = tf.saved_model.load(sys.argv[1]).signatures['serving_default']\n"
         "print(','.join(sig.structured_input_signature[1]))\n"
     )
-    env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {**os.environ, **LEGACY_KERAS_ENV, "TF_CPP_MIN_LOG_LEVEL": "2"}
     done = subprocess.run(
         [sys.executable, "-c", code, str(saved_model_dir)], capture_output=True, text=True, check=False, env=env
     )

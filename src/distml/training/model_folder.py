@@ -21,10 +21,9 @@ from typing import Any
 
 from distml.errors import DistmlError
 from distml.staging import staged_folder
+from distml.tfkeras import use_tf_keras
 
-# tf-keras (Keras 2) rather than Keras 3: Keras 3's model.fit fails under
-# MultiWorkerMirroredStrategy; TensorFlow picks tf-keras only if this is set before its import.
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+use_tf_keras()  # before any TensorFlow import: see distml.tfkeras
 
 SAVED_MODEL_DIR = "model"
 SERVING_VERSION = "1"

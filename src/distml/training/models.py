@@ -6,15 +6,13 @@ named ``input`` (the serving signature's input) and takes NHWC float32 in [0, 1]
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any
 
 from distml.errors import DistmlError
+from distml.tfkeras import use_tf_keras
 
-# tf-keras (Keras 2) rather than Keras 3: Keras 3's model.fit fails under
-# MultiWorkerMirroredStrategy; TensorFlow picks tf-keras only if this is set before its import.
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+use_tf_keras()  # before any TensorFlow import: see distml.tfkeras
 
 CLASSIFIERS = ("mlp", "cnn", "lenet5")
 SEGMENTERS = ("unet-small",)

@@ -13,15 +13,10 @@ every worker must join.
 
 from __future__ import annotations
 
-import os
-
-# tf-keras (Keras 2) rather than Keras 3: Keras 3's model.fit fails under
-# MultiWorkerMirroredStrategy; TensorFlow picks tf-keras only if this is set before its import.
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
 import argparse
 import hashlib
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -36,9 +31,15 @@ import numpy as np
 from distml.errors import DistmlError
 from distml.inference.metrics import THRESHOLD as IOU_THRESHOLD
 from distml.inference.metrics import binary_iou
+from distml.tfkeras import use_tf_keras
 from distml.training.inputs import TrainingData, load_training_data
 from distml.training.model_folder import save_model_folder
 from distml.training.models import bce_dice_loss, build_model, task_of
+
+# tf-keras (Keras 2) rather than Keras 3: Keras 3's model.fit fails under MultiWorkerMirroredStrategy
+# (PerReplica conversion error); TensorFlow picks tf-keras only if asked before its first import,
+# and this module imports TensorFlow only inside functions.
+use_tf_keras()
 
 #: The epoch history kept in the backup folder, so that a resumed run reports every epoch.
 HISTORY_FILE = "distml-history.json"
