@@ -121,7 +121,8 @@ def train(config: WorkerConfig, progress: Callable[[str], None] = print) -> dict
         f"{role.name} start examples={data.train_examples} global_batch={global_batch} steps_per_epoch={steps}"
         f" epochs={config.epochs}"
     )
-    backup_dir = config.backup_dir or config.out.parent / f".{config.out.name}.backup"
+    backup_root = config.backup_dir or config.out.parent / f".{config.out.name}.backup"
+    backup_dir = backup_root / run_fingerprint(config, role.workers)
     # Only the chief keeps the history file: on a cluster every worker sees the same backup folder.
     epochs = _EpochHistory(backup_dir / HISTORY_FILE if role.is_chief else None)
     # Order matters: the history is saved before the backup, and the line is printed after it,
@@ -149,9 +150,27 @@ def train(config: WorkerConfig, progress: Callable[[str], None] = print) -> dict
         metrics.update(_test_metrics(model, data, task))
     _export(model, config, role, data, task, metrics)
     if role.is_chief:
-        shutil.rmtree(backup_dir, ignore_errors=True)
+        shutil.rmtree(backup_root, ignore_errors=True)
     progress(f"{role.name} done weights_sha256={weights_digest(model)}")
     return metrics
+
+
+def run_fingerprint(config: WorkerConfig, workers: int) -> str:
+    """Names the backup of one training run: a restart resumes only a run with the same settings.
+
+    Each setting that changes what the weights mean is in it (not ``epochs``: a restart may ask for
+    more); every worker computes the same name, so none has to remove another run's backup.
+    """
+    settings = {
+        "model": config.model,
+        "data": str(config.data),
+        "batch_size": config.batch_size,
+        "learning_rate": config.learning_rate,
+        "image_size": config.image_size,
+        "seed": config.seed,
+        "workers": workers,
+    }
+    return "run-" + hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def weights_digest(model: Any) -> str:
