@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import jsonschema
@@ -112,3 +113,19 @@ def test_cli_dry_run_prints_a_valid_tfjob_and_calls_no_api(schema):
 def test_cli_refuses_cluster_options_with_the_local_launcher():
     result = CliRunner().invoke(main, ["train", "--model", "mlp", "--data", "x", "--out", "o", "--dry-run"])
     assert result.exit_code == 2 and "need --launcher kubernetes" in result.output
+
+
+def test_volume_names_are_dns_labels_for_any_claim_name():
+    long_a, long_b = "team." + "a" * 70 + "-data", "team." + "a" * 70 + "-logs"
+    spec = TrainingSpec(
+        image="img",
+        command=["python"],
+        workers=1,
+        pvcs=[PvcMount.parse(f"{long_a}:/mnt/a"), PvcMount.parse(f"{long_b}:/mnt/b"), PvcMount.parse("x.y:/mnt/c")],
+    )
+    pod = to_dict(build_tfjob(spec, name="n", namespace="team"))["spec"]["tfReplicaSpecs"]["Worker"]["template"]["spec"]
+    names = [volume["name"] for volume in pod["volumes"]]
+    assert all(re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", name) for name in names), names
+    assert len(set(names)) == 3 and "pvc-x-y" in names
+    assert [volume["persistentVolumeClaim"]["claimName"] for volume in pod["volumes"]] == [long_a, long_b, "x.y"]
+    assert [mount["name"] for mount in pod["containers"][0]["volumeMounts"]] == names

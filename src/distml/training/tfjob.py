@@ -121,7 +121,11 @@ def _replica(spec: TrainingSpec, count: int) -> Any:
 
 
 def _volume(claim: str) -> str:
-    return f"pvc-{claim}"[:63].rstrip("-")
+    """The claim's volume name: a DNS-1123 label, while a claim name may hold dots and be longer."""
+    label = re.sub(r"[^a-z0-9-]+", "-", f"pvc-{claim}".lower())
+    if len(label) > 63:  # keep distinct claims distinct after cutting
+        label = f"{label[:52].rstrip('-')}-{hashlib.sha256(claim.encode()).hexdigest()[:10]}"
+    return label
 
 
 def to_dict(job: Any) -> dict[str, Any]:
