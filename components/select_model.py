@@ -22,6 +22,7 @@ def select_model(
     models: dsl.Collected of the training tasks' Model artifacts. Ties go to the model that
     comes first in that list (ParallelFor order). Returns the chosen model's name.
     """
+    import math
     from pathlib import Path
 
     from distml.selection.report import html_report, markdown_table
@@ -32,6 +33,7 @@ def select_model(
     Path(comparison.path).write_text(markdown_table(selection), encoding="utf-8")
     Path(report.path).write_text(html_report(selection), encoding="utf-8")
     for candidate in selection.ranked:
-        metrics.log_metric(f"{metric} {candidate.name}", candidate.value)
+        if not math.isnan(candidate.value):  # NaN is not JSON: KFP could not store it; the tables show it
+            metrics.log_metric(f"{metric} {candidate.name}", candidate.value)
     best.metadata.update({"selected_by": metric, metric: selection.chosen.value, "source": selection.chosen.name})
     return selection.chosen.name

@@ -45,3 +45,27 @@ def test_select_model_picks_the_best_of_a_parallel_for(tmp_path, monkeypatch):
     assert rows[0] == chosen == "for-loop-1-iteration-1/fake-model/model" and len(set(rows)) == 4
     report = next((tmp_path / "outputs").rglob("report")).read_text()
     assert report.startswith("<!DOCTYPE html>") and chosen in report
+
+
+def test_a_nan_metric_stays_out_of_the_kfp_metrics_but_in_the_tables(tmp_path):
+    """KFP stores Metrics as JSON, which has no NaN: a diverged model is shown in the tables only."""
+    import math
+
+    from kfp import dsl
+
+    from distml.components.select_model import select_model
+
+    models = []
+    for name, loss in (("good", 0.2), ("diverged", math.nan)):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "model.json").write_text(json.dumps({"architecture": "mlp", "task": "classification"}))
+        (folder / "metrics.json").write_text(json.dumps({"test_loss": loss}))
+        models.append(dsl.Model(uri=str(folder)))
+    outputs = {name: kind(uri=str(tmp_path / name)) for name, kind in
+               (("best", dsl.Model), ("comparison", dsl.Markdown), ("report", dsl.HTML), ("metrics", dsl.Metrics))}
+    chosen = select_model.python_func(models=models, metric="test_loss", lowest=True, **outputs)
+    assert chosen.endswith("good")
+    assert list(outputs["metrics"].metadata) == [f"test_loss {chosen}"]
+    assert "diverged" in (tmp_path / "comparison").read_text()
+    json.dumps(outputs["metrics"].metadata, allow_nan=False)
