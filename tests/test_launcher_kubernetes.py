@@ -165,6 +165,41 @@ def test_timeout_deletes_the_job(httpserver, launcher, spec):
     assert len(_deletes(httpserver)) == 1
 
 
+@pytest.mark.parametrize("status", [503, 429])
+def test_a_transient_api_error_while_waiting_is_retried_not_fatal(httpserver, launcher, spec, status):
+    httpserver.expect_ordered_request(JOB, method="GET").respond_with_json(_job("Running"))
+    httpserver.expect_ordered_request(JOB, method="GET").respond_with_data("busy", status=status)
+    httpserver.expect_ordered_request(JOB, method="GET").respond_with_json(_job("Running", "Succeeded"))
+    httpserver.expect_ordered_request(JOB, method="DELETE").respond_with_json({})
+
+    result = launcher.run(spec, name=NAME, timeout=30)
+
+    assert result.state == "Succeeded"
+    assert any(f"API error {status}" in line and "retrying" in line for line in launcher.lines)
+    assert [request.method for request, _ in httpserver.log] == ["GET", "GET", "GET", "DELETE"]
+
+
+def test_an_api_server_that_stays_down_ends_in_a_timeout_that_deletes_the_job(httpserver, launcher, spec):
+    httpserver.expect_ordered_request(JOB, method="GET").respond_with_json(_job("Running"))
+    httpserver.expect_request(JOB, method="GET").respond_with_data("down", status=503)
+    httpserver.expect_request(PODS, method="GET").respond_with_json({"items": []})
+    httpserver.expect_request(EVENTS, method="GET").respond_with_json({"items": []})
+    httpserver.expect_request(JOB, method="DELETE").respond_with_json({})
+
+    with pytest.raises(TrainingFailed, match="did not finish within 0 s"):
+        launcher.run(spec, name=NAME, timeout=0.2)
+    assert len(_deletes(httpserver)) == 1
+
+
+def test_a_job_deleted_by_someone_else_is_reported_as_such(httpserver, launcher, spec):
+    httpserver.expect_ordered_request(JOB, method="GET").respond_with_json(_job("Running"))
+    httpserver.expect_ordered_request(JOB, method="GET").respond_with_json(NOT_FOUND_JOB, status=404)
+    httpserver.expect_request(JOB, method="DELETE").respond_with_json(NOT_FOUND_JOB, status=404)
+
+    with pytest.raises(TrainingFailed, match="was deleted while it ran"):
+        launcher.run(spec, name=NAME, timeout=30)
+
+
 def test_missing_training_operator_says_how_to_install(httpserver, launcher, spec):
     httpserver.expect_request(JOB, method="GET").respond_with_data("404 page not found", status=404)
 

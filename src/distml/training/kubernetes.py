@@ -31,6 +31,8 @@ INSTALL_OPERATOR = (
 )
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 LOG_TAIL_LINES = 50
+#: Statuses worth waiting out while polling: throttling and a busy or restarting API server.
+TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
 class TrainingFailed(DistmlError):
@@ -138,8 +140,11 @@ class TFJobLauncher:
     def _wait(self, name: str, timeout: float, started: float) -> str:
         """Poll until Succeeded or Failed, reporting state, elapsed time and replica counts when they change."""
         last = None
+        job: dict = {}
         while True:
-            job = self._get(name) or {}
+            polled = self._poll(name)
+            if polled is not None:
+                job = polled
             status = job.get("status") or {}
             state = _state(status)
             elapsed = time.monotonic() - started
@@ -156,6 +161,28 @@ class TFJobLauncher:
                     hint=self._saved_hint(),
                 )
             time.sleep(self.poll_interval)
+
+    def _poll(self, name: str) -> dict | None:
+        """The job, or None after a transient API error (logged): a flaky API server must not end the wait."""
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        try:
+            return self.custom.get_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
+        except ApiException as err:
+            if err.status in TRANSIENT_STATUSES:
+                self.progress(f"tfjob {name}: API error {err.status} {err.reason}, retrying")
+                return None
+            if err.status == 404 and _job_missing(err):
+                raise TrainingFailed(
+                    f"TFJob {name} was deleted while it ran (not by this launcher)",
+                    where=f"namespace {self.namespace}",
+                    hint="Check who deletes TFJobs there (a TTL, a cleanup job, a person), then run again.",
+                ) from None
+            raise self._api_error(err, "get", "tfjobs.kubeflow.org") from None
+        except (HTTPError, OSError) as err:  # connection refused or reset, timeouts
+            self.progress(f"tfjob {name}: API unreachable ({type(err).__name__}), retrying")
+            return None
 
     # ------------------------------------------------------------------ failures
 
