@@ -209,7 +209,12 @@ def wait_ready(
     poll_s: float,
     progress: Callable[[str], None],
 ) -> dict[str, Any]:
-    """Poll until Ready=True with observedGeneration == ``generation``; show conditions as they change."""
+    """Poll until Ready=True with observedGeneration >= ``generation``; show conditions as they change.
+
+    Conditions of an older generation describe the previous revision: neither its Ready nor its
+    failure says anything about what we wrote, so both count only once the controller has seen
+    our generation (or a newer one, written by someone after us).
+    """
     start = time.monotonic()
     last_summary = None
     while True:
@@ -217,19 +222,22 @@ def wait_ready(
         status = live.get("status") or {}
         observed = status.get("observedGeneration")
         conditions = status.get("conditions") or []
-        if observed == generation and _condition(conditions, "Ready") == "True":
+        current = isinstance(observed, int) and observed >= generation
+        if current and _condition(conditions, "Ready") == "True":
             progress(f"InferenceService {namespace}/{name} Ready at {_url(live) or '(no URL yet)'}")
             return live
-        _raise_if_failed(status, name, namespace)
+        if current:
+            _raise_if_failed(status, name, namespace)
         elapsed = time.monotonic() - start
-        summary = f"observedGeneration {observed}/{generation}; " + _summarize(conditions)
+        seen = "" if current else f"waiting for the controller to observe generation {generation} (seen {observed}); "
+        summary = seen + f"observedGeneration {observed}/{generation}; " + _summarize(conditions)
         if summary != last_summary:
             progress(f"waiting for {namespace}/{name}: {summary} [{elapsed:.0f} s]")
             last_summary = summary
         if elapsed >= timeout_s:
             raise DeployTimeout(
                 f"timed out after {timeout_s:.0f} s waiting for InferenceService {namespace}/{name} generation "
-                f"{generation} to be Ready (observedGeneration == {generation} and condition Ready=True); "
+                f"{generation} to be Ready (observedGeneration >= {generation} and condition Ready=True); "
                 f"last seen: {summary}",
                 hint=f"It was left as it is (a previous revision keeps serving). Look at "
                 f"`kubectl describe inferenceservice {name} -n {namespace}`; GPU node pools scaling from zero "
