@@ -43,6 +43,8 @@ def infer_shard(
         batch_size=batch_size,
         save_images=save_images,
     )
+    if not result["images"]:
+        print(f"{part}: no images in split {split!r}; wrote an empty shard (it counts zero images)")
     provider = str(result.get("provider", ""))
     if gpus > 0 and "CPU" in provider.upper():
         from distml.errors import DistmlError

@@ -136,3 +136,41 @@ def test_cli_gather_reports_and_fails_with_one_line(tmp_path):
     bad = CliRunner().invoke(main, ["gather", str(a), str(tmp_path / "missing"), "--out", str(tmp_path / "o2")])
     assert bad.exit_code == 1 and bad.output.startswith("error: ") and "missing" in bad.output
     assert "Traceback" not in bad.output
+
+
+def test_gather_refuses_the_same_shard_twice(tmp_path):
+    a = write_shard(tmp_path / "a", images=2, iou_sum=1.0)
+    with pytest.raises(DistmlError, match="given twice") as err:
+        gather_shards([a, tmp_path / "." / "a"], tmp_path / "out")
+    assert str(a) in str(err.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_gather_refuses_shards_of_different_splits_and_incomplete_metrics(tmp_path):
+    a = write_shard(tmp_path / "a", images=2, iou_sum=1.0)
+    b = write_shard(tmp_path / "b", images=2, iou_sum=1.0)
+    for folder, split in ((a, "test"), (b, "validation")):
+        metrics = json.loads((folder / "metrics.json").read_text())
+        (folder / "metrics.json").write_text(json.dumps({**metrics, "split": split}))
+    with pytest.raises(DistmlError, match="split 'validation' differs from 'test'"):
+        gather_shards([a, b], tmp_path / "out")
+    c = write_shard(tmp_path / "c", images=2, iou_sum=1.0)
+    metrics = json.loads((c / "metrics.json").read_text())
+    del metrics["iou_sum"]
+    (c / "metrics.json").write_text(json.dumps(metrics))
+    with pytest.raises(DistmlError, match="lacks iou_sum") as err:
+        gather_shards([c], tmp_path / "out")
+    assert str(c) in str(err.value)
+
+
+def test_gather_replaces_its_own_earlier_result_but_not_other_files(tmp_path):
+    a = write_shard(tmp_path / "a", images=4, iou_sum=2.0)
+    gather_shards([a], tmp_path / "out")
+    b = write_shard(tmp_path / "b", images=4, iou_sum=4.0)
+    assert gather_shards([a, b], tmp_path / "out")["miou"] == pytest.approx(0.75)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["metrics.json", "report.html"]
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(DistmlError, match="not empty"):
+        gather_shards([a], tmp_path / "other")
+    assert sorted(p.name for p in (tmp_path / "other").iterdir()) == ["notes.txt"]

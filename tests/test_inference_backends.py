@@ -81,6 +81,34 @@ def test_segmentation_gathered_over_three_parts_equals_unsplit(models, lesions, 
     assert on_disk["miou"] == gathered["miou"] and len(on_disk["shards"]) == 3
 
 
+def test_parts_without_test_images_give_empty_shards_and_gather_still_equals_unsplit(models, lesions, tmp_path):
+    """7 test images in 9 parts: some parts have none, and the run must not fail on them."""
+    parts = write_split(lesions["file"], 9, tmp_path / "p9")
+    shards = infer_parts(models["lesion_folder"], parts, tmp_path, batch_size=2)
+    counts = [json.loads((s / "metrics.json").read_text())["images"] for s in shards]
+    assert 0 in counts and sum(counts) == 7
+    whole = run_inference("onnxruntime", models["lesion_folder"], lesions["whole"][0], tmp_path / "whole", batch_size=3)
+    gathered = gather_shards(shards, tmp_path / "gathered")
+    assert gathered["images"] == whole["images"] == 7
+    assert gathered["miou"] == pytest.approx(whole["miou"], abs=1e-6)
+    empty = shards[counts.index(0)]
+    cli = CliRunner().invoke(main, ["infer", "--model", str(models["lesion_folder"]), "--dataset",
+                                    str(parts[counts.index(0)]), "--out", str(tmp_path / "cli-empty")])
+    assert cli.exit_code == 0 and "no images in split 'test': an empty shard" in cli.output
+    with pytest.raises(DistmlError, match="no images in split 'test' in any shard"):
+        gather_shards([empty], tmp_path / "nothing")
+    assert not (tmp_path / "nothing").exists()
+
+
+def test_gather_refuses_shards_of_different_models(models, lesions, tmp_path):
+    one = run_inference("onnxruntime", models["lesion_folder"], lesions["whole"][0], tmp_path / "a")
+    other = run_inference("onnxruntime", models["lesion_nchw"], lesions["whole"][0], tmp_path / "b")
+    assert one["model_sha256"] != other["model_sha256"]
+    with pytest.raises(DistmlError, match=r"model \(sha256\) .* differs") as err:
+        gather_shards([tmp_path / "a", tmp_path / "b"], tmp_path / "out")
+    assert str(tmp_path / "b") in str(err.value)
+
+
 def test_classification_gathered_over_three_parts_equals_unsplit(models, digits, tmp_path):
     whole = run_inference("onnxruntime", models["digits_folder"], digits["whole"][0], tmp_path / "whole", batch_size=8)
     shards = infer_parts(models["digits_folder"], digits["thirds"], tmp_path, batch_size=7)

@@ -72,6 +72,8 @@ def gather(shard_dirs: tuple[Path, ...], out_dir: Path, report_images: int) -> N
 
 
 def _headline(result: dict[str, Any]) -> str:
+    if not result["images"]:
+        return f"no images in split {result.get('split')!r}: an empty shard (gather counts it as zero images)"
     if "miou" in result:
         return f"MIoU {result['miou']:.6f} over {result['images']} images"
     return f"accuracy {result['accuracy']:.6f} ({result['correct']}/{result['images']})"

@@ -69,13 +69,14 @@ class Selection:
 
 
 def select_images(part_file: str | os.PathLike[str], split: str | None) -> Selection:
-    """Read a part file and pick a split (None: every image)."""
+    """Read a part file and pick a split (None: every image).
+
+    The split may be empty: a part of a small dataset can hold no test image, and its shard
+    then counts zero images rather than failing the run.
+    """
     path = Path(part_file)
     dataset = read_dataset(path)
-    indices = dataset.indices(split)
-    if not indices:
-        raise DistmlError(f"split {split!r} has no images", where=str(path), hint="Choose a split with images.")
-    return Selection(dataset, path, split, indices)
+    return Selection(dataset, path, split, dataset.indices(split))
 
 
 def resolve_model(model: str | os.PathLike[str], suffixes: tuple[str, ...] = (".onnx",)) -> Path:

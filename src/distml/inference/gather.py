@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from distml.errors import DistmlError
-from distml.inference.metrics import combine
+from distml.inference.metrics import CLASSIFICATION, SEGMENTATION, combine
 from distml.inference.report import write_report
 from distml.inference.runner import METRICS_FILE, read_shard_metrics
+from distml.staging import staged_folder
 
 REPORT_FILE = "report.html"
+#: What each task's shard must hold for combining (besides ``images``).
+REQUIRED_KEYS = {SEGMENTATION: ("iou_sum",), CLASSIFICATION: ("classes", "confusion_matrix")}
 
 
 def gather_shards(
@@ -27,13 +29,27 @@ def gather_shards(
     *,
     report_images: int = 4,
 ) -> dict[str, Any]:
-    """Combine the shards' metrics; write ``out_dir/metrics.json`` and ``out_dir/report.html``."""
+    """Combine the shards' metrics; write ``out_dir/metrics.json`` and ``out_dir/report.html``.
+
+    ``out_dir`` must be new, empty, or hold an earlier gather's two files (replaced); it is
+    written all at once, so a failure never leaves a report without its metrics.
+    """
     if not shard_dirs:
         raise DistmlError("no shard folders given", hint="Give the output folders of `distml infer`.")
     folders = [Path(d) for d in shard_dirs]
+    _refuse_repeats(folders)
     shards = [read_shard_metrics(folder) for folder in folders]
-    gathered = combine(shards, names=[str(f) for f in folders])
+    names = [str(f) for f in folders]
+    _check_consistent(shards, names)
+    gathered = combine(shards, names=names)
+    if not gathered["images"]:
+        raise DistmlError(
+            f"no images in split {shards[0].get('split')!r} in any shard",
+            hint="Infer a split that has images, or check how the dataset was split.",
+        )
+    gathered["split"] = shards[0].get("split")
     gathered["seconds_max"] = max(float(s.get("seconds", 0.0)) for s in shards)
+    headline = "miou" if gathered["task"] == SEGMENTATION else "accuracy"
     gathered["shards"] = [
         {
             "folder": str(folder),
@@ -42,24 +58,51 @@ def gather_shards(
             "provider": shard.get("provider"),
             "images": shard["images"],
             "seconds": shard.get("seconds"),
-            **({"miou": shard["miou"]} if "miou" in shard else {"accuracy": shard.get("accuracy")}),
+            headline: shard.get(headline),
         }
         for folder, shard in zip(folders, shards, strict=True)
     ]
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    write_report(gathered, folders, out / REPORT_FILE, images=report_images)
-    _write_json_atomic(out / METRICS_FILE, gathered)
+    if out.is_dir() and set(os.listdir(out)) <= {METRICS_FILE, REPORT_FILE}:
+        for earlier in (METRICS_FILE, REPORT_FILE):  # an earlier gather's result, replaced whole
+            (out / earlier).unlink(missing_ok=True)
+    with staged_folder(out, what="gather output folder") as staging:
+        write_report(gathered, folders, staging / REPORT_FILE, images=report_images)
+        (staging / METRICS_FILE).write_text(json.dumps(gathered, indent=2) + "\n", encoding="utf-8")
     return gathered
 
 
-def _write_json_atomic(path: Path, value: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(json.dumps(value, indent=2) + "\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _refuse_repeats(folders: list[Path]) -> None:
+    """The same shard twice would count its images twice."""
+    seen: dict[Path, Path] = {}
+    for folder in folders:
+        key = folder.resolve()
+        if key in seen:
+            raise DistmlError(
+                f"shard folder given twice (also as {seen[key]})",
+                where=str(folder),
+                hint="Give each shard folder once.",
+            )
+        seen[key] = folder
+
+
+def _check_consistent(shards: list[dict[str, Any]], names: list[str]) -> None:
+    """Every shard has what combining needs, and all come from one model and one split."""
+    for name, shard in zip(names, shards, strict=True):
+        needed = REQUIRED_KEYS.get(shard.get("task"), ("task",))
+        missing = [key for key in ("images", *needed) if key not in shard]
+        if missing:
+            raise DistmlError(
+                f"{METRICS_FILE} lacks {', '.join(missing)}: not written by `distml infer`",
+                where=name,
+                hint="Re-run the inference of this part, or leave the folder out.",
+            )
+    for key, what in (("split", "split"), ("model_sha256", "model (sha256)")):
+        first = shards[0].get(key)
+        for name, shard in zip(names[1:], shards[1:], strict=True):
+            if shard.get(key) != first and first is not None and shard.get(key) is not None:
+                raise DistmlError(
+                    f"{what} {shard.get(key)!r} differs from {first!r} of {names[0]}",
+                    where=name,
+                    hint="Gather the shards of one run: the same model over the same split of every part.",
+                )

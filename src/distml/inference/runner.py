@@ -12,6 +12,7 @@ predicted contour in red on the image).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -62,7 +63,7 @@ def run_inference(
         batches = []
         per_image = []
         start = previous = time.perf_counter()
-        for batch in runner.batches(selection, batch_size):
+        for batch in runner.batches(selection, batch_size) if selection.indices else ():
             values = metrics.update(batch.outputs, batch.truths)
             per_image.extend(_per_image(batch, values.pop("per_image"), selection.task))
             if save_images and selection.task == SEGMENTATION:
@@ -82,6 +83,7 @@ def run_inference(
             "task": selection.task,
             "backend": runner.name,
             **runner.describe(),
+            "model_sha256": _file_sha256(runner.describe().get("model")),
             "dataset": str(selection.path),
             "split": selection.split,
             "batch_size": batch_size,
@@ -93,6 +95,17 @@ def run_inference(
         }
         (staging / METRICS_FILE).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return result
+
+
+def _file_sha256(path: object) -> str | None:
+    """The model file's digest: gather checks that every shard ran the same model, wherever it lay."""
+    if not path or not Path(str(path)).is_file():
+        return None
+    digest = hashlib.sha256()
+    with open(str(path), "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _per_image(batch: Batch, values: list, task: str) -> list[dict[str, Any]]:
