@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from distml.errors import DistmlError
+from distml.staging import staged_folder
 from distml.training.local import run_local
 from distml.training.model_folder import METRICS_FILE
 from distml.training.spec import PvcMount, RunPolicy, Toleration, TrainingSpec, worker_args, worker_command
@@ -117,41 +118,77 @@ def train_kubernetes(
     """Run ``config`` as a TFJob; with a PVC, stage the data onto it and copy the model back to ``config.out``.
 
     Without a PVC, ``config.data`` and ``config.out`` must already be paths the pods can reach.
+    With one, the job works in ``<mount>/distml/<job name>``, which is removed when the run ends,
+    failed or not; a retry of the same run (same ``run_key``) whose job had already exported
+    its model copies that model instead of training again.
     """
+    report = progress or (lambda line: None)
+    name = job_name_for(config, options)
+    if not options.pvc:
+        _launch(config, workers, options, name, api_client, progress, failure_dir)
+        return json.loads((config.out / METRICS_FILE).read_text(encoding="utf-8"))
+    if not Path(options.pvc.mount_path).is_dir():
+        raise DistmlError(
+            f"the PVC {options.pvc.claim} is not mounted here at {options.pvc.mount_path}",
+            hint="Mount the same PVC in the launching pod (kfp.kubernetes.mount_pvc) so data and model can "
+            "be copied; or pass --data and --out as paths on the volume, without --pvc.",
+        )
+    _check_output_folder(config.out)  # now, not after hours of training
+    job_config = _on_volume(config, options, name)
+    job_root = Path(job_config.out).parent
+    try:
+        if (job_config.out / METRICS_FILE).exists():
+            report(f"tfjob {name}: an earlier attempt of this run exported the model already; copying it")
+        else:
+            _stage_copy(Path(config.data), Path(job_config.data))
+            _launch(job_config, workers, options, name, api_client, progress, failure_dir)
+        with staged_folder(config.out, what="model folder") as staging:
+            shutil.copytree(job_config.out, staging, dirs_exist_ok=True)
+    except BaseException:
+        shutil.rmtree(job_root, ignore_errors=True)
+        raise
+    shutil.rmtree(job_root, ignore_errors=True)
+    return json.loads((config.out / METRICS_FILE).read_text(encoding="utf-8"))
+
+
+def _launch(
+    config: WorkerConfig,
+    workers: int,
+    options: ClusterOptions,
+    name: str,
+    api_client: Any | None,
+    progress: Progress | None,
+    failure_dir: str | os.PathLike[str] | None,
+) -> None:
     from distml.training.kubernetes import TFJobLauncher, launching_pod_owner
 
-    name = job_name_for(config, options)
-    job_config = config
-    if options.pvc:
-        job_config = _on_volume(config, options, name)
-        if not Path(options.pvc.mount_path).is_dir():
-            raise DistmlError(
-                f"the PVC {options.pvc.claim} is not mounted here at {options.pvc.mount_path}",
-                hint="Mount the same PVC in the launching pod (kfp.kubernetes.mount_pvc) so data and model can "
-                "be copied; or pass --data and --out as paths on the volume, without --pvc.",
-            )
-        if not Path(job_config.data).exists():
-            shutil.copytree(config.data, job_config.data)
-    if api_client is None:
-        api_client = _api_client()
     launcher = TFJobLauncher(
-        api_client,
+        api_client if api_client is not None else _api_client(),
         namespace=options.namespace,
         poll_interval=options.poll_interval,
         progress=progress,
         failure_dir=failure_dir,
     )
     owner = launching_pod_owner(namespace=options.namespace)
-    launcher.run(cluster_spec(job_config, workers, options), name=name, timeout=options.timeout, owner=owner)
-    if job_config.out != config.out:
-        staging = Path(tempfile.mkdtemp(prefix=f".{config.out.name}.", dir=config.out.parent))
-        shutil.rmtree(staging)
-        shutil.copytree(job_config.out, staging)
-        if config.out.exists():
-            config.out.rmdir()
-        os.replace(staging, config.out)
-        shutil.rmtree(job_config.out.parent, ignore_errors=True)
-    return json.loads((config.out / METRICS_FILE).read_text(encoding="utf-8"))
+    launcher.run(cluster_spec(config, workers, options), name=name, timeout=options.timeout, owner=owner)
+
+
+def _check_output_folder(out: Path) -> None:
+    """The model folder must be new or empty, and its parent creatable."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise DistmlError("model folder is not empty", where=str(out), hint="Choose a new or empty --out folder.")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DistmlError(f"cannot create the model folder's parent ({err.strerror})", where=str(out.parent)) from None
+
+
+def _stage_copy(source: Path, target: Path) -> None:
+    """Copy a folder so that ``target`` exists only complete (a crash mid-copy leaves no half folder)."""
+    if target.exists():
+        return
+    with staged_folder(target, what="data folder on the volume") as staging:
+        shutil.copytree(source, staging, dirs_exist_ok=True)
 
 
 def _on_volume(config: WorkerConfig, options: ClusterOptions, name: str) -> WorkerConfig:

@@ -1,0 +1,109 @@
+"""train_kubernetes with a shared volume, against a local HTTP test double of the Kubernetes API.
+
+pytest-httpserver plays the API server at the kubernetes client's boundary; a tmp folder plays
+the PVC mounted in the launching pod. The double's answer to the job's GET stands in for the
+TFJob's pods: it writes the chief's export onto the volume before saying Succeeded.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from kubernetes import client as k8s
+from werkzeug import Response
+
+from distml.errors import DistmlError
+from distml.training.kubernetes import TrainingFailed
+from distml.training.launch import ClusterOptions, job_name_for, train_kubernetes
+from distml.training.spec import PvcMount
+from distml.training.worker import WorkerConfig
+
+NS = "team"
+JOBS = f"/apis/kubeflow.org/v1/namespaces/{NS}/tfjobs"
+
+
+def _job(*conditions: str) -> dict:
+    return {"status": {"conditions": [{"type": c, "status": "True"} for c in conditions]}}
+
+
+@pytest.fixture
+def setup(httpserver, tmp_path):
+    mount = tmp_path / "volume"
+    mount.mkdir()
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "metadata.json").write_text("{}")
+    config = WorkerConfig("mlp", data, tmp_path / "outputs" / "model")
+    options = ClusterOptions(image="img", namespace=NS, pvc=PvcMount("work", str(mount)), poll_interval=0.01,
+                             run_key="run-1", timeout=30)
+    name = job_name_for(config, options)
+    api = k8s.ApiClient(k8s.Configuration(host=httpserver.url_for("/").rstrip("/")))
+    job_path = f"/apis/kubeflow.org/v1/namespaces/{NS}/tfjobs/{name}"
+    return {"mount": mount, "config": config, "options": options, "name": name, "api": api, "job": job_path,
+            "root": mount / "distml" / name}
+
+
+def _missing(name: str) -> Response:
+    body = {"kind": "Status", "code": 404, "details": {"name": name, "kind": "tfjobs"}}
+    return Response(json.dumps(body), status=404, content_type="application/json")
+
+
+def test_data_is_staged_the_model_copied_back_and_the_job_folder_removed(httpserver, setup):
+    root: Path = setup["root"]
+    seen: dict = {}
+
+    def pods_export(request):
+        seen["data"] = sorted(p.name for p in (root / "data").iterdir())
+        (root / "model").mkdir()
+        (root / "model" / "metrics.json").write_text(json.dumps({"test_accuracy": 0.9}))
+        return Response(json.dumps(_job("Running", "Succeeded")), content_type="application/json")
+
+    httpserver.expect_ordered_request(setup["job"], method="GET").respond_with_response(_missing(setup["name"]))
+    httpserver.expect_ordered_request(JOBS, method="POST").respond_with_json({})
+    httpserver.expect_ordered_request(setup["job"], method="GET").respond_with_handler(pods_export)
+    httpserver.expect_ordered_request(setup["job"], method="DELETE").respond_with_json({})
+
+    metrics = train_kubernetes(setup["config"], 2, setup["options"], api_client=setup["api"])
+
+    assert metrics == {"test_accuracy": 0.9}
+    assert seen["data"] == ["metadata.json"]
+    assert json.loads((setup["config"].out / "metrics.json").read_text()) == metrics
+    assert not root.exists()
+    created = json.loads(httpserver.log[1][0].data)
+    command = created["spec"]["tfReplicaSpecs"]["Worker"]["template"]["spec"]["containers"][0]["command"]
+    assert str(root / "data") in command and str(root / "model") in command
+
+
+def test_a_failed_job_removes_its_folder_and_leaves_no_model(httpserver, setup):
+    httpserver.expect_ordered_request(setup["job"], method="GET").respond_with_response(_missing(setup["name"]))
+    httpserver.expect_ordered_request(JOBS, method="POST").respond_with_json({})
+    httpserver.expect_request(setup["job"], method="GET").respond_with_json(_job("Running", "Failed"))
+    httpserver.expect_request(f"/api/v1/namespaces/{NS}/pods", method="GET").respond_with_json({"items": []})
+    httpserver.expect_request(f"/api/v1/namespaces/{NS}/events", method="GET").respond_with_json({"items": []})
+    httpserver.expect_request(setup["job"], method="DELETE").respond_with_json({})
+
+    with pytest.raises(TrainingFailed):
+        train_kubernetes(setup["config"], 2, setup["options"], api_client=setup["api"])
+    assert not setup["root"].exists()
+    assert not setup["config"].out.exists()
+
+
+def test_a_used_output_folder_is_refused_before_any_job_is_created(httpserver, setup):
+    setup["config"].out.mkdir(parents=True)
+    (setup["config"].out / "old.txt").write_text("x")
+    with pytest.raises(DistmlError, match="model folder is not empty"):
+        train_kubernetes(setup["config"], 2, setup["options"], api_client=setup["api"])
+    assert httpserver.log == []
+
+
+def test_a_retry_after_the_export_copies_the_model_without_a_new_job(httpserver, setup):
+    model = setup["root"] / "model"
+    model.mkdir(parents=True)
+    (model / "metrics.json").write_text(json.dumps({"test_accuracy": 0.8}))
+    lines: list[str] = []
+    metrics = train_kubernetes(setup["config"], 2, setup["options"], api_client=setup["api"], progress=lines.append)
+    assert metrics == {"test_accuracy": 0.8} and httpserver.log == []
+    assert any("exported the model already" in line for line in lines)
+    assert not setup["root"].exists()
