@@ -31,7 +31,7 @@ def train(
     gpus_per_worker: int = 0,
     node_selector: Dict[str, str] = {},  # noqa: B006, UP006 - KFP reads defaults from the signature
     tolerations: List[Dict[str, str]] = [],  # noqa: B006, UP006
-    namespace: str = "kubeflow",
+    namespace: str = "",
     pvc: str = "",
     timeout_seconds: int = 6 * 3600,
     data_shard: str = "",

@@ -41,7 +41,7 @@ def end_to_end(
     num_parts: int = 2,
     backend: str = "onnxruntime",
     launcher: str = "local",
-    namespace: str = "kubeflow",
+    namespace: str = "",
     gpus: int = 0,
     accelerator: str = "nvidia.com/gpu",
     node_selector: Dict[str, str] = {},  # noqa: B006, UP006

@@ -30,7 +30,7 @@ def federated_average(
     epochs: int = 10,
     batch_size: int = 32,
     launcher: str = "local",
-    namespace: str = "kubeflow",
+    namespace: str = "",
     gpus_per_worker: int = 0,
     node_selector: Dict[str, str] = {},  # noqa: B006, UP006
     tolerations: List[Dict[str, str]] = [],  # noqa: B006, UP006

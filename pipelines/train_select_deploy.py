@@ -32,7 +32,7 @@ def train_select_deploy(
     metric: str = "test_accuracy",
     lowest: bool = False,
     launcher: str = "local",
-    namespace: str = "kubeflow",
+    namespace: str = "",
     gpus_per_worker: int = 0,
     node_selector: Dict[str, str] = {},  # noqa: B006, UP006
     tolerations: List[Dict[str, str]] = [],  # noqa: B006, UP006

@@ -146,13 +146,14 @@ def deploy_command(
         return
     if not storage_uri:
         raise click.UsageError("--target kserve needs --storage-uri")
+    from distml import kube
     from distml.serving import deploy
     from distml.serving.isvc import ServingSpec, build_inference_service, to_yaml
 
     spec = ServingSpec(
         name=name,
         storage_uri=storage_uri,
-        namespace=namespace or "default",
+        namespace=namespace or kube.current_namespace(),  # the dry run shows what a deploy would write
         model_format=model_format,
         gpus=gpus,
         cpu=cpu,
@@ -169,8 +170,7 @@ def deploy_command(
     if dry_run:
         click.echo(to_yaml(build_inference_service(spec)), nl=False)
         return
-    api_client = deploy.kube_api_client()
-    spec.namespace = namespace or deploy.current_namespace()
+    api_client = kube.api_client()
     started = time.monotonic()
     result = deploy.deploy_inference_service(
         build_inference_service(spec),

@@ -34,7 +34,9 @@ def _echo_err(line: str) -> None:
 @click.option("--gpus-per-worker", type=click.IntRange(min=0), default=0, show_default=True, help="[kubernetes]")
 @click.option("--node-selector", multiple=True, metavar="KEY=VALUE", help="[kubernetes] Repeatable.")
 @click.option("--toleration", multiple=True, metavar="KEY[=VALUE]:EFFECT", help="[kubernetes] Repeatable.")
-@click.option("--namespace", default="kubeflow", show_default=True, help="[kubernetes]")
+@click.option(
+    "--namespace", default="", help="[kubernetes] Default: the pod's namespace, or the kubeconfig context's."
+)
 @click.option("--pvc", default=None, metavar="NAME:MOUNT", help="[kubernetes] Volume shared with the worker pods.")
 @click.option("--timeout", type=click.FloatRange(min=1), default=6 * 3600, show_default=True, help="Seconds.")
 @click.option("--dry-run", is_flag=True, help="[kubernetes] Print the TFJob YAML and call no API.")

@@ -15,11 +15,9 @@ HTTP status this module needs to tell a missing KServe (404) from missing RBAC (
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from distml.errors import DistmlError
@@ -45,7 +43,6 @@ MANAGED_PREDICTOR_KEYS = (
     "serviceAccountName",
 )
 GPU_RESOURCE = "nvidia.com/gpu"
-SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
 @dataclass(frozen=True)
@@ -62,41 +59,6 @@ class DeployResult:
 
 class DeployTimeout(DistmlError):
     """The InferenceService did not become Ready in time (it is left as it is)."""
-
-
-def kube_api_client(context: str | None = None) -> Any:
-    """An ApiClient from the pod's service account, or else from the kubeconfig (optionally a context)."""
-    from kubernetes import client, config
-
-    try:
-        if context is None and SERVICE_ACCOUNT_NAMESPACE.exists():
-            config.load_incluster_config()
-        else:
-            config.load_kube_config(config_file=_kubeconfig(), context=context)
-    except config.ConfigException as err:
-        raise DistmlError(
-            f"no Kubernetes configuration: {err}",
-            hint="Run inside the cluster, or set KUBECONFIG / ~/.kube/config (or use --dry-run).",
-        ) from None
-    return client.ApiClient()
-
-
-def current_namespace() -> str:
-    """The pod's namespace in a cluster, else the kubeconfig context's, else ``default``."""
-    if SERVICE_ACCOUNT_NAMESPACE.exists():
-        return SERVICE_ACCOUNT_NAMESPACE.read_text(encoding="utf-8").strip()
-    from kubernetes import config
-
-    try:
-        _, active = config.list_kube_config_contexts(config_file=_kubeconfig())
-    except (config.ConfigException, FileNotFoundError):
-        return "default"
-    return (active or {}).get("context", {}).get("namespace") or "default"
-
-
-def _kubeconfig() -> str | None:
-    """$KUBECONFIG as it is now (the kubernetes package reads it once, at import)."""
-    return os.environ.get("KUBECONFIG") or None
 
 
 def deploy_inference_service(

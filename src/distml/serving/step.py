@@ -48,7 +48,7 @@ def deploy_model(
             )
         spec.storage_uri = derived or LOCAL_PLACEHOLDER_URI.format(name=spec.name)
     if not spec.namespace:
-        from distml.serving.deploy import current_namespace
+        from distml.kube import current_namespace
 
         spec.namespace = current_namespace() if target == "kserve" else "default"
     isvc = build_inference_service(spec)
@@ -61,7 +61,8 @@ def deploy_model(
         report = serve_and_check(model_dir, spec.name, instances)
         log.info("local model server answered %s at %s", report["http_status"], report["url"])
         return {"url": report["url"], "status": report["status"], "storage_uri": spec.storage_uri}
-    from distml.serving.deploy import deploy_inference_service, kube_api_client
+    from distml.kube import api_client
+    from distml.serving.deploy import deploy_inference_service
 
-    result = deploy_inference_service(isvc, kube_api_client(), timeout_s=timeout_s, progress=log.info)
+    result = deploy_inference_service(isvc, api_client(), timeout_s=timeout_s, progress=log.info)
     return {"url": result.url, "status": result.status, "storage_uri": spec.storage_uri, "action": result.action}

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from distml import kube
 from distml.errors import DistmlError
 from distml.training.cancel import sigterm_cancels
 from distml.training.spec import TrainingSpec
@@ -29,7 +30,6 @@ INSTALL_OPERATOR = (
     'kubectl apply --server-side -k "github.com/kubeflow/training-operator.git/'
     'manifests/overlays/standalone?ref=v1.9.0"'
 )
-SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 LOG_TAIL_LINES = 50
 #: Statuses worth waiting out while polling: throttling and a busy or restarting API server.
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -282,7 +282,7 @@ def launching_pod_owner(environ: os._Environ | dict[str, str] = os.environ, name
     """
     name, uid = environ.get("KFP_POD_NAME"), environ.get("KFP_POD_UID")
     pod_namespace = environ.get("KFP_NAMESPACE") or (
-        SERVICE_ACCOUNT_NAMESPACE.read_text().strip() if SERVICE_ACCOUNT_NAMESPACE.exists() else None
+        kube.SERVICE_ACCOUNT_NAMESPACE.read_text().strip() if kube.SERVICE_ACCOUNT_NAMESPACE.exists() else None
     )
     if not (name and uid) or (namespace and pod_namespace and namespace != pod_namespace):
         return None

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from distml import kube
 from distml.errors import DistmlError
 from distml.staging import staged_folder
 from distml.training.local import run_local
@@ -27,7 +28,7 @@ class ClusterOptions:
     """Where the TFJob's pods run; ``pvc`` is the volume shared by the launcher and the pods."""
 
     image: str
-    namespace: str = "kubeflow"
+    namespace: str = ""  # empty: the namespace we run in (the pod's, or the kubeconfig context's)
     gpus_per_worker: int = 0
     node_selector: dict[str, str] = field(default_factory=dict)
     tolerations: list[Toleration] = field(default_factory=list)
@@ -96,6 +97,7 @@ def dry_run_yaml(config: WorkerConfig, workers: int, options: ClusterOptions, na
     """The TFJob YAML that train_kubernetes would create; calls no API."""
     from distml.training.tfjob import build_tfjob, to_yaml
 
+    options = replace(options, namespace=options.namespace or kube.current_namespace())
     staged = _on_volume(config, options, name) if options.pvc else config
     return to_yaml(build_tfjob(cluster_spec(staged, workers, options), name=name, namespace=options.namespace))
 
@@ -123,6 +125,7 @@ def train_kubernetes(
     its model copies that model instead of training again.
     """
     report = progress or (lambda line: None)
+    options = replace(options, namespace=options.namespace or kube.current_namespace())
     name = job_name_for(config, options)
     if not options.pvc:
         _launch(config, workers, options, name, api_client, progress, failure_dir)
@@ -163,7 +166,7 @@ def _launch(
     from distml.training.kubernetes import TFJobLauncher, launching_pod_owner
 
     launcher = TFJobLauncher(
-        api_client if api_client is not None else _api_client(),
+        api_client if api_client is not None else kube.api_client(),
         namespace=options.namespace,
         poll_interval=options.poll_interval,
         progress=progress,
@@ -196,19 +199,3 @@ def _on_volume(config: WorkerConfig, options: ClusterOptions, name: str) -> Work
     assert options.pvc is not None
     root = Path(options.pvc.mount_path) / "distml" / name
     return replace(config, data=root / "data", out=root / "model", backup_dir=root / "backup")
-
-
-def _api_client() -> Any:
-    """In-cluster credentials in a pod, else the kubeconfig."""
-    from kubernetes import client, config
-
-    try:
-        config.load_incluster_config()
-    except config.ConfigException:
-        try:
-            config.load_kube_config()
-        except (config.ConfigException, FileNotFoundError) as err:
-            raise DistmlError(
-                f"no Kubernetes credentials ({err})", hint="Run inside a pod, or set KUBECONFIG / ~/.kube/config."
-            ) from None
-    return client.ApiClient()
