@@ -166,3 +166,17 @@ def test_a_server_that_cannot_load_reports_its_log(trained, tmp_path):
     (broken / "model.onnx").write_bytes(b"not an onnx file")
     with pytest.raises(DistmlError, match="the model server exited with code 1: .*"):
         LocalServer(broken, NAME).start(timeout_s=60)
+
+
+def test_an_unexpected_error_while_starting_stops_the_server(trained, monkeypatch):
+    import distml.serving.local as local
+
+    def broken_probe(*_args, **_kwargs):
+        raise RuntimeError("probe broke")
+
+    monkeypatch.setattr(local, "http_json", broken_probe)
+    server = LocalServer(trained[1], NAME)
+    with pytest.raises(RuntimeError, match="probe broke"), server:
+        pass
+    assert server._process is not None and server._process.poll() is not None  # the child is gone
+    assert server._log.closed

@@ -173,6 +173,15 @@ class LocalServer:
         command = [sys.executable, "-m", "distml.serving.local", str(self.model_dir), self.name, str(self.port)]
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
         self._process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, env=env)
+        try:
+            self._wait_ready(timeout_s)
+        except BaseException:  # Ctrl-C and surprises too: never leave a server behind
+            self.stop()
+            raise
+        return self
+
+    def _wait_ready(self, timeout_s: float) -> None:
+        assert self._process is not None
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
@@ -180,11 +189,10 @@ class LocalServer:
             try:
                 status, body = http_json("GET", f"{self.url}/v1/models/{self.name}", timeout=2)
                 if status == 200 and body.get("ready"):
-                    return self
+                    return
             except OSError:
                 pass
             time.sleep(0.2)
-        self.stop()
         raise DistmlError(f"the model server was not ready within {timeout_s:.0f} s: {self.log_tail()}")
 
     def stop(self, timeout_s: float = 15.0) -> None:
@@ -207,7 +215,11 @@ class LocalServer:
         return http_json("POST", f"{self.url}/v1/models/{self.name}:predict", {"instances": instances})
 
     def __enter__(self) -> LocalServer:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self._log.close()  # __exit__ does not run when __enter__ fails
+            raise
 
     def __exit__(self, *_exc: object) -> None:
         self.stop()
