@@ -20,12 +20,21 @@ class Cancelled(DistmlError):
 
 @contextmanager
 def sigterm_cancels(what: str) -> Iterator[None]:
-    """Within the block, SIGTERM raises Cancelled (main thread only; elsewhere a no-op)."""
+    """Within the block, the first SIGTERM raises Cancelled (main thread only; elsewhere a no-op).
+
+    Later SIGTERMs within the block are ignored, so the clean-up that the first one set off
+    (inside the block: stopping workers, deleting a TFJob) is not cut short by a second one.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    cancelled = False
 
     def cancel(signum: int, frame: object) -> None:
+        nonlocal cancelled
+        if cancelled:
+            return
+        cancelled = True
         raise Cancelled(f"{what} was cancelled (SIGTERM); what it started has been stopped")
 
     previous = signal.signal(signal.SIGTERM, cancel)
