@@ -3,13 +3,15 @@
 Here we write TF_CONFIG ourselves (on a cluster the Training Operator does): each worker gets
 the same cluster (one free 127.0.0.1 port per worker) and its own task index. Workers run
 in their own process groups; if one fails, or the launcher is cancelled, every group is
-terminated, so no process outlives the run.
+terminated, so no process outlives the run. When one worker dies its peers fail soon after
+(their collective ops lose it), so the error names the worker that exited first.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import socket
 import subprocess
@@ -17,7 +19,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import ExitStack, suppress
 from pathlib import Path
 
@@ -56,7 +58,6 @@ def run_local(
     progress: Callable[[str], None] | None = None,
     started: Callable[[dict[str, int]], None] | None = None,
     timeout: float | None = None,
-    poll_interval: float = 0.2,
 ) -> dict[str, Path]:
     """Run ``python -m distml.training.worker <worker_args>`` as ``workers`` processes; wait for all.
 
@@ -71,10 +72,11 @@ def run_local(
     logs.mkdir(parents=True, exist_ok=True)
     ports = free_ports(workers) if workers > 1 else []
     processes: dict[str, subprocess.Popen] = {}
+    exits: queue.Queue[str] = queue.Queue()
     readers: list[threading.Thread] = []
     tails: dict[str, deque[str]] = {}
-    try:
-        with sigterm_cancels("the local training run"):
+    with sigterm_cancels("the local training run"):  # also while stopping: a second SIGTERM must not kill us
+        try:
             for index in range(workers):
                 name = f"worker-{index}"
                 env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -85,11 +87,13 @@ def run_local(
                     [sys.executable, "-m", WORKER_MODULE, *worker_args],
                     stdout=subprocess.PIPE,
                     stderr=subprocess.STDOUT,
-                    text=True,
+                    encoding="utf-8",
+                    errors="replace",  # a stray byte must not end the reader (the worker would block on a full pipe)
                     env=env,
                     start_new_session=True,  # its own process group: stopping it stops its children too
                 )
                 processes[name] = process
+                threading.Thread(target=_report_exit, args=(process, name, exits), daemon=True).start()
                 tails[name] = deque(maxlen=TAIL_LINES)
                 reader = threading.Thread(
                     target=_copy_output, args=(process, name, logs / f"{name}.log", tails[name], progress), daemon=True
@@ -98,40 +102,46 @@ def run_local(
                 readers.append(reader)
             if started:
                 started({name: process.pid for name, process in processes.items()})
-            _wait(processes, tails, timeout, poll_interval, readers)
-    finally:
-        _stop(processes.values())
-        for reader in readers:
-            reader.join(timeout=5)
+            _wait(processes, exits, tails, timeout, readers)
+        finally:
+            _stop(processes.values())
+            for reader in readers:
+                reader.join(timeout=5)
     return {name: logs / f"{name}.log" for name in processes}
+
+
+def _report_exit(process: subprocess.Popen, name: str, exits: queue.Queue[str]) -> None:
+    """Reap one worker and queue its name: the queue holds the workers in the order they exited."""
+    process.wait()
+    exits.put(name)
 
 
 def _wait(
     processes: dict[str, subprocess.Popen],
+    exits: queue.Queue[str],
     tails: dict[str, deque[str]],
     timeout: float | None,
-    poll_interval: float,
     readers: list[threading.Thread],
 ) -> None:
+    """Return when every worker exited 0; raise WorkerFailed for the first to exit non-zero, or on timeout."""
     deadline = None if timeout is None else time.monotonic() + timeout
-    while True:
-        codes = {name: process.poll() for name, process in processes.items()}
-        failed = [name for name, code in codes.items() if code not in (None, 0)]
-        if failed:
-            name = failed[0]
+    running = set(processes)
+    while running:
+        try:
+            name = exits.get(timeout=None if deadline is None else max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise DistmlError(f"training did not finish within {timeout:.0f} s; the workers were stopped") from None
+        running.discard(name)
+        code = processes[name].returncode
+        if code != 0:
             _stop(processes.values())
             for reader in readers:
                 reader.join(timeout=5)
             last = "\n".join(f"  | {line}" for line in tails[name]) or "  | (no output)"
             raise WorkerFailed(
-                f"{name} exited with code {codes[name]}{_signal_name(codes[name])}; "
+                f"{name} exited with code {code}{_signal_name(code)}; "
                 f"the other workers were stopped. Its last log lines:\n{last}"
             )
-        if all(code == 0 for code in codes.values()):
-            return
-        if deadline is not None and time.monotonic() > deadline:
-            raise DistmlError(f"training did not finish within {timeout:.0f} s; the workers were stopped")
-        time.sleep(poll_interval)
 
 
 def _signal_name(code: int) -> str:
@@ -162,21 +172,29 @@ def _copy_output(
                 progress(text)
 
 
-def _stop(processes, grace: float = 5.0) -> None:
-    """SIGTERM each running worker's process group, then SIGKILL what is left after ``grace``."""
-    running = [process for process in processes if process.poll() is None]
+def _stop(processes: Iterable[subprocess.Popen], grace: float = 5.0) -> None:
+    """SIGTERM each running worker's process group, then SIGKILL what is left after ``grace``.
+
+    Interrupted (a second SIGTERM or Ctrl-C while the workers shut down), it SIGKILLs at once:
+    the workers run in their own sessions, so nothing else would stop them.
+    """
+    running = [process for process in processes if process.returncode is None]
+    try:
+        for process in running:
+            _signal_group(process, signal.SIGTERM)
+        end = time.monotonic() + grace
+        for process in running:
+            with suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=max(0.0, end - time.monotonic()))
+    finally:
+        for process in running:
+            if process.returncode is None:
+                _signal_group(process, signal.SIGKILL)
     for process in running:
-        _signal_group(process, signal.SIGTERM)
-    end = time.monotonic() + grace
-    for process in running:
-        try:
-            process.wait(timeout=max(0.0, end - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            _signal_group(process, signal.SIGKILL)
-            process.wait()
+        process.wait()
 
 
 def _signal_group(process: subprocess.Popen, sig: signal.Signals) -> None:
-    """Signal the group of a worker not yet reaped (so its group id cannot belong to anyone else)."""
+    """Signal the group of a worker seen not yet reaped (a pid just freed is not reused at once)."""
     with suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, sig)
