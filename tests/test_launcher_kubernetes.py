@@ -101,7 +101,7 @@ def test_success_creates_waits_and_deletes(httpserver, launcher, spec):
 
     assert (result.state, result.attached) == ("Succeeded", False)
     created = json.loads(httpserver.log[1][0].data)
-    assert created["spec"]["runPolicy"]["cleanPodPolicy"] == "None"
+    assert created["spec"]["runPolicy"]["cleanPodPolicy"] == "Running"
     assert any("Running Worker[active=2]" in line for line in launcher.lines)
     assert len(_deletes(httpserver)) == 1
 

@@ -64,7 +64,7 @@ def test_gpu_placement_and_run_policy_fields():
     assert manifest["spec"]["runPolicy"] == {
         "activeDeadlineSeconds": 3600,
         "backoffLimit": 1,
-        "cleanPodPolicy": "None",
+        "cleanPodPolicy": "Running",
         "ttlSecondsAfterFinished": 600,
     }
     pod = manifest["spec"]["tfReplicaSpecs"]["Worker"]["template"]["spec"]

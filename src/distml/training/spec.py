@@ -13,8 +13,10 @@ from distml.errors import DistmlError
 from distml.training.local import WORKER_MODULE
 from distml.training.worker import WorkerConfig
 
-#: The Training Operator's default cleanPodPolicy: keep nothing running, keep finished pods (and their logs).
-DEFAULT_CLEAN_POD_POLICY = "None"
+#: The Training Operator's default for TFJobs: when the job ends, delete the pods still running (workers
+#: left waiting on a failed peer hold their GPUs otherwise) and keep the finished ones, failed pods' logs
+#: included, for debugging. The launcher saves the failed replicas' logs before it deletes the job.
+DEFAULT_CLEAN_POD_POLICY = "Running"
 EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 
 
