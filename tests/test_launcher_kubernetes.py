@@ -7,12 +7,15 @@ events), so these tests exercise the real client calls without a cluster.
 from __future__ import annotations
 
 import json
+import signal
 
 import pytest
 from kubernetes import client as k8s
+from werkzeug import Response
 
 from distml.errors import DistmlError
 from distml.training.kubernetes import TFJobLauncher, TrainingFailed, launching_pod_owner
+from distml.training.local import free_ports
 from distml.training.spec import TrainingSpec
 
 NS, NAME = "team", "distml-cnn-0123456789"
@@ -198,6 +201,64 @@ def test_a_job_deleted_by_someone_else_is_reported_as_such(httpserver, launcher,
 
     with pytest.raises(TrainingFailed, match="was deleted while it ran"):
         launcher.run(spec, name=NAME, timeout=30)
+
+
+def test_an_api_server_unreachable_until_the_deadline_ends_in_a_timeout_not_a_connection_error(
+    httpserver, launcher, spec
+):
+    httpserver.expect_request(JOB, method="GET").respond_with_json(_job("Running"))
+    closed_port = free_ports(1)[0]
+    configuration = launcher.custom.api_client.configuration
+
+    def unplug_after_running(line: str) -> None:
+        launcher.lines.append(line)
+        if "Running" in line:
+            configuration.host = f"http://127.0.0.1:{closed_port}"
+
+    launcher.progress = unplug_after_running
+    with pytest.raises(TrainingFailed, match="did not finish within 0 s"):
+        launcher.run(spec, name=NAME, timeout=0.2)
+    assert any("API unreachable" in line and "retrying" in line for line in launcher.lines)
+    assert any("could not delete it (API unreachable" in line for line in launcher.lines)
+
+
+def test_a_failed_job_is_reported_and_deleted_even_when_the_api_fails_while_its_logs_are_saved(
+    httpserver, launcher, spec, tmp_path
+):
+    failed = json.dumps(_job("Running", "Failed"))
+    answers = iter([Response(failed, content_type="application/json") for _ in range(2)])  # existence check, poll
+    httpserver.expect_request(JOB, method="GET").respond_with_handler(
+        lambda request: next(answers, Response("busy", status=503))
+    )
+    httpserver.expect_request(PODS, method="GET").respond_with_data("busy", status=503)
+    httpserver.expect_request(EVENTS, method="GET").respond_with_data("busy", status=503)
+    httpserver.expect_request(JOB, method="DELETE").respond_with_json({})
+
+    with pytest.raises(TrainingFailed, match=f"TFJob {NAME} failed"):
+        launcher.run(spec, name=NAME, timeout=30)
+    assert len(_deletes(httpserver)) == 1
+    assert "(events unavailable: 503" in (tmp_path / "failure" / "events.txt").read_text()
+
+
+def test_the_job_is_deleted_while_sigterm_still_cancels_so_a_second_one_cannot_cut_the_clean_up(
+    httpserver, launcher, spec
+):
+    outside = signal.getsignal(signal.SIGTERM)
+    during_delete: list = []
+
+    def record_handler(request):
+        during_delete.append(signal.getsignal(signal.SIGTERM))
+        return Response("{}", content_type="application/json")
+
+    httpserver.expect_request(JOB, method="GET").respond_with_json(_job("Running"))
+    httpserver.expect_request(PODS, method="GET").respond_with_json({"items": []})
+    httpserver.expect_request(EVENTS, method="GET").respond_with_json({"items": []})
+    httpserver.expect_request(JOB, method="DELETE").respond_with_handler(record_handler)
+
+    with pytest.raises(TrainingFailed, match="did not finish"):
+        launcher.run(spec, name=NAME, timeout=0.05)
+    assert len(during_delete) == 1 and during_delete[0] not in (outside, signal.SIG_DFL)
+    assert signal.getsignal(signal.SIGTERM) == outside
 
 
 def test_missing_training_operator_says_how_to_install(httpserver, launcher, spec):

@@ -76,29 +76,24 @@ class TFJobLauncher:
         """Run the job to its end; raise TrainingFailed on Failed or timeout, Cancelled on SIGTERM."""
         job = build_tfjob(spec, name=name, namespace=self.namespace, owner=owner)
         started = time.monotonic()
-        finished = False
-        try:
-            with sigterm_cancels(f"TFJob {name}"):
+        state = "Unknown"
+        with sigterm_cancels(f"TFJob {name}"):  # around the clean-up too: a second SIGTERM must not skip it
+            try:
                 attached = self._create_or_attach(job, name)
-                state = self._wait(name, timeout, started)
-                finished = True
-        finally:
-            if not finished:
-                self._delete(name)
-        seconds = time.monotonic() - started
-        if state == "Failed":
-            message = self._failure_report(name)
-            self._delete(name)
-            raise TrainingFailed(message)
-        if self.delete_when_done:
-            self._delete(name)
+                state, last_seen = self._wait(name, timeout, started)
+                seconds = time.monotonic() - started
+                if state == "Failed":
+                    raise TrainingFailed(self._failure_report(name, last_seen))
+            finally:  # after the failure report: the logs are read before the pods go
+                if state != "Succeeded" or self.delete_when_done:
+                    self._delete(name)
         return JobResult(name, state, seconds, attached)
 
     # ------------------------------------------------------------------ API calls
 
     def _create_or_attach(self, job: Any, name: str) -> bool:
         """True when a job of this name exists already (a restarted launcher): wait for it instead."""
-        existing = self._get(name, missing_ok=True)
+        existing = self._find(name)
         if existing is not None:
             self.progress(f"tfjob {name}: already exists, re-attaching")
             return True
@@ -114,17 +109,19 @@ class TFJobLauncher:
         self.progress(f"tfjob {name}: created in namespace {self.namespace}")
         return False
 
-    def _get(self, name: str, *, missing_ok: bool = False) -> dict | None:
+    def _find(self, name: str) -> dict | None:
+        """The job, or None when there is none of this name."""
         from kubernetes.client.exceptions import ApiException
 
         try:
             return self.custom.get_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
         except ApiException as err:
-            if err.status == 404 and missing_ok and _job_missing(err):
+            if err.status == 404 and _job_missing(err):
                 return None
             raise self._api_error(err, "get", "tfjobs.kubeflow.org") from None
 
     def _delete(self, name: str) -> None:
+        """Delete the job; a failure to do so is reported, never raised (it would hide why we delete)."""
         from kubernetes import client as k8s
         from kubernetes.client.exceptions import ApiException
 
@@ -136,9 +133,14 @@ class TFJobLauncher:
         except ApiException as err:
             if err.status != 404:
                 self.progress(f"tfjob {name}: could not delete it ({err.status} {err.reason}); delete it by hand")
+        except _unreachable() as err:
+            self.progress(f"tfjob {name}: could not delete it ({_unreachable_reason(err)}); delete it by hand")
 
-    def _wait(self, name: str, timeout: float, started: float) -> str:
-        """Poll until Succeeded or Failed, reporting state, elapsed time and replica counts when they change."""
+    def _wait(self, name: str, timeout: float, started: float) -> tuple[str, dict]:
+        """Poll until Succeeded or Failed, reporting state, elapsed time and replica counts when they change.
+
+        Returns the final state and the job as last seen.
+        """
         last = None
         job: dict = {}
         while True:
@@ -153,7 +155,7 @@ class TFJobLauncher:
                 self.progress(f"tfjob {name}: {line} elapsed={elapsed:.0f}s")
                 last = line
             if state in ("Succeeded", "Failed"):
-                return state
+                return state, job
             if elapsed > timeout:
                 self._save_failure(name, job)
                 raise TrainingFailed(
@@ -165,7 +167,6 @@ class TFJobLauncher:
     def _poll(self, name: str) -> dict | None:
         """The job, or None after a transient API error (logged): a flaky API server must not end the wait."""
         from kubernetes.client.exceptions import ApiException
-        from urllib3.exceptions import HTTPError
 
         try:
             return self.custom.get_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
@@ -180,14 +181,14 @@ class TFJobLauncher:
                     hint="Check who deletes TFJobs there (a TTL, a cleanup job, a person), then run again.",
                 ) from None
             raise self._api_error(err, "get", "tfjobs.kubeflow.org") from None
-        except (HTTPError, OSError) as err:  # connection refused or reset, timeouts
-            self.progress(f"tfjob {name}: API unreachable ({type(err).__name__}), retrying")
+        except _unreachable() as err:
+            self.progress(f"tfjob {name}: {_unreachable_reason(err)}, retrying")
             return None
 
     # ------------------------------------------------------------------ failures
 
-    def _failure_report(self, name: str) -> str:
-        job = self._get(name, missing_ok=True) or {}
+    def _failure_report(self, name: str, job: dict) -> str:
+        """The error message of a Failed job (``job`` as last polled); saves logs and events on the way."""
         failed_pods, logs = self._save_failure(name, job)
         conditions = (job.get("status") or {}).get("conditions") or []
         reason = next((c.get("message") for c in reversed(conditions) if c.get("type") == "Failed"), "")
@@ -223,7 +224,9 @@ class TFJobLauncher:
             return self.core.list_namespaced_pod(self.namespace, label_selector=f"{JOB_NAME_LABEL}={name}").items
         except ApiException as err:
             self.progress(f"tfjob {name}: cannot list its pods ({err.status} {err.reason})")
-            return []
+        except _unreachable() as err:
+            self.progress(f"tfjob {name}: cannot list its pods ({_unreachable_reason(err)})")
+        return []
 
     def _log(self, pod: str) -> str:
         from kubernetes.client.exceptions import ApiException
@@ -234,6 +237,8 @@ class TFJobLauncher:
             )
         except ApiException as err:
             return f"(logs unavailable: {err.status} {err.reason})"
+        except _unreachable() as err:
+            return f"(logs unavailable: {_unreachable_reason(err)})"
 
     def _events(self, name: str, pods: list[str]) -> list[str]:
         from kubernetes.client.exceptions import ApiException
@@ -242,6 +247,8 @@ class TFJobLauncher:
             events = self.core.list_namespaced_event(self.namespace).items
         except ApiException as err:
             return [f"(events unavailable: {err.status} {err.reason})"]
+        except _unreachable() as err:
+            return [f"(events unavailable: {_unreachable_reason(err)})"]
         wanted = {name, *pods}
         return [
             f"{e.type} {e.involved_object.kind}/{e.involved_object.name} {e.reason}: {e.message}"
@@ -289,6 +296,17 @@ def launching_pod_owner(environ: os._Environ | dict[str, str] = os.environ, name
     from kubernetes import client as k8s
 
     return k8s.V1OwnerReference(api_version="v1", kind="Pod", name=name, uid=uid)
+
+
+def _unreachable() -> tuple[type[BaseException], ...]:
+    """What a call raises when the API server cannot be reached: connection refused or reset, timeouts."""
+    from urllib3.exceptions import HTTPError
+
+    return (HTTPError, OSError)
+
+
+def _unreachable_reason(err: BaseException) -> str:
+    return f"API unreachable ({type(err).__name__})"
 
 
 def _job_missing(err: Any) -> bool:
