@@ -122,7 +122,8 @@ def train_kubernetes(
     Without a PVC, ``config.data`` and ``config.out`` must already be paths the pods can reach.
     With one, the job works in ``<mount>/distml/<job name>``, which is removed when the run ends,
     failed or not; a retry of the same run (same ``run_key``) whose job had already exported
-    its model copies that model instead of training again.
+    its model copies that model instead of training again. So when only the copy back fails,
+    the exported model stays on the volume for that retry.
     """
     report = progress or (lambda line: None)
     options = replace(options, namespace=options.namespace or kube.current_namespace())
@@ -148,7 +149,13 @@ def train_kubernetes(
         with staged_folder(config.out, what="model folder") as staging:
             shutil.copytree(job_config.out, staging, dirs_exist_ok=True)
     except BaseException:
-        shutil.rmtree(job_root, ignore_errors=True)
+        if options.run_key and (job_config.out / METRICS_FILE).exists():  # trained: a retry copies, not retrains
+            report(f"tfjob {name}: the model stays on the volume at {job_config.out} for a retry of this run")
+            for scratch in job_root.iterdir():  # the data, the backup, any staging folder
+                if scratch != job_config.out:
+                    shutil.rmtree(scratch, ignore_errors=True)
+        else:
+            shutil.rmtree(job_root, ignore_errors=True)
         raise
     shutil.rmtree(job_root, ignore_errors=True)
     return json.loads((config.out / METRICS_FILE).read_text(encoding="utf-8"))
