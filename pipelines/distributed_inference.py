@@ -69,12 +69,24 @@ def distributed_inference(
     loaded = load_data(source=source, images=images, size=image_size)
     with dsl.If(model_uri == "", name="no-model-given"):
         quick = train(
-            data=loaded.outputs["dataset"], model_name="unet-small", workers=1, epochs=quick_model_epochs,
-            batch_size=8, image_size=image_size,
+            data=loaded.outputs["dataset"],
+            model_name="unet-small",
+            workers=1,
+            epochs=quick_model_epochs,
+            batch_size=8,
+            image_size=image_size,
         )
-        infer_in_parallel(quick.outputs["model"], loaded, num_parts=num_parts, backend=backend, split=split,
-                          batch_size=batch_size, gpu=gpu)
+        infer_in_parallel(
+            quick.outputs["model"],
+            loaded,
+            num_parts=num_parts,
+            backend=backend,
+            split=split,
+            batch_size=batch_size,
+            gpu=gpu,
+        )
     with dsl.Else(name="model-given"):
         given = dsl.importer(artifact_uri=model_uri, artifact_class=dsl.Model, reimport=False)
-        infer_in_parallel(given.output, loaded, num_parts=num_parts, backend=backend, split=split,
-                          batch_size=batch_size, gpu=gpu)
+        infer_in_parallel(
+            given.output, loaded, num_parts=num_parts, backend=backend, split=split, batch_size=batch_size, gpu=gpu
+        )

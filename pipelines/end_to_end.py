@@ -50,6 +50,9 @@ def end_to_end(
     service_name: str = "distml-lesions",
     storage_uri: str = "",
     model_format: str = "onnx",
+    serving_gpus: int = 0,
+    serving_node_selector: Dict[str, str] = {},  # noqa: B006, UP006
+    serving_tolerations: List[Dict[str, str]] = [],  # noqa: B006, UP006
 ):
     loaded = load_data(source=source, images=images, size=image_size)
     with dsl.ParallelFor(learning_rates) as learning_rate:
@@ -71,7 +74,12 @@ def end_to_end(
     best = select_model(models=dsl.Collected(trained.outputs["model"]), metric="test_miou")
     gpu = {"node_selector": node_selector, "tolerations": tolerations, "gpus": gpus, "accelerator": accelerator}
     gathered = infer_in_parallel(
-        best.outputs["best"], loaded, num_parts=num_parts, backend=backend, split="test", batch_size=batch_size,
+        best.outputs["best"],
+        loaded,
+        num_parts=num_parts,
+        backend=backend,
+        split="test",
+        batch_size=batch_size,
         gpu=gpu,
     )
     deploy_kserve(
@@ -80,8 +88,8 @@ def end_to_end(
         target=deploy_target,
         storage_uri=storage_uri,
         model_format=model_format,
-        gpus=gpus,
-        node_selector=node_selector,
-        tolerations=tolerations,
+        gpus=serving_gpus,
+        node_selector=serving_node_selector,
+        tolerations=serving_tolerations,
         namespace=namespace,
     ).after(gathered)

@@ -39,6 +39,8 @@ def federated_average(
     storage_uri: str = "",
     model_format: str = "tensorflow",
     serving_gpus: int = 0,
+    serving_node_selector: Dict[str, str] = {},  # noqa: B006, UP006
+    serving_tolerations: List[Dict[str, str]] = [],  # noqa: B006, UP006
 ):
     loaded = load_data(source=source)
     shards = shard_data(data=loaded.outputs["dataset"], num_shards=num_shards)
@@ -64,7 +66,7 @@ def federated_average(
         storage_uri=storage_uri,
         model_format=model_format,
         gpus=serving_gpus,
-        node_selector=node_selector,
-        tolerations=tolerations,
+        node_selector=serving_node_selector,
+        tolerations=serving_tolerations,
         namespace=namespace,
     )

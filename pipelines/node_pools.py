@@ -4,8 +4,10 @@ Every value stays a pipeline parameter all the way into the compiled YAML: nothi
 compared at compile time. (DeepHealth's own Kubeflow pipeline did ``if gpu > 0`` on a
 pipeline parameter while compiling, which is always false for a parameter object, so it
 never asked for its GPU.) ``kfp.kubernetes`` and the accelerator settings reach only the
-task's own pod; the pods of a TFJob or an InferenceService get the same values through the
-train and deploy components' inputs instead.
+task's own pod; the pods of a TFJob or an InferenceService get theirs through the train and
+deploy components' inputs instead. Serving usually runs on another pool than training, so the
+pipelines that deploy take it apart: ``serving_node_selector``, ``serving_tolerations``,
+``serving_gpus``.
 """
 
 from __future__ import annotations

@@ -41,6 +41,8 @@ def train_select_deploy(
     storage_uri: str = "",
     model_format: str = "tensorflow",
     serving_gpus: int = 0,
+    serving_node_selector: Dict[str, str] = {},  # noqa: B006, UP006
+    serving_tolerations: List[Dict[str, str]] = [],  # noqa: B006, UP006
     min_replicas: int = 1,
     max_replicas: int = 1,
 ):
@@ -66,8 +68,8 @@ def train_select_deploy(
         storage_uri=storage_uri,
         model_format=model_format,
         gpus=serving_gpus,
-        node_selector=node_selector,
-        tolerations=tolerations,
+        node_selector=serving_node_selector,
+        tolerations=serving_tolerations,
         min_replicas=min_replicas,
         max_replicas=max_replicas,
         namespace=namespace,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,6 @@ import distml.pipelines
 from distml.pipelines.runner import run_local
 
 COMPILED = distml.pipelines.COMPILED_DIR
-GPU_PIPELINES = ("distributed_inference", "end_to_end")
 
 
 def compiled(name: str) -> dict:
@@ -32,33 +32,165 @@ def test_compiled_pipeline_loads_back_as_a_component(name):
     assert {"node_selector", "tolerations"} <= set(loaded.component_spec.inputs)
 
 
-@pytest.mark.parametrize("name", GPU_PIPELINES)
-def test_gpu_settings_of_inference_tasks_come_from_pipeline_parameters(name):
-    """DeepHealth's pipeline compared a parameter at compile time and never asked for a GPU: not here."""
-    document = compiled(name)
-    executors = document["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
-    infer_executors = [key for key in executors if key.startswith("exec-infer-shard")]
-    assert infer_executors
-    for key in infer_executors:
-        settings = executors[key]
-        node_selector = settings["nodeSelector"]["nodeSelectorJson"]["componentInputParameter"]
-        tolerations = settings["tolerations"][0]["tolerationJson"]["componentInputParameter"]
-        assert (node_selector, tolerations) == ("pipelinechannel--node_selector", "pipelinechannel--tolerations")
-    text = (COMPILED / f"{name}.yaml").read_text()
-    for setting, parameter in (("accelerator_type", "accelerator"), ("accelerator_count", "gpus")):
-        value = f"'{{{{$.inputs.parameters[''pipelinechannel--{parameter}'']}}}}'"
-        assert f"{setting}:\n{' ' * 16}runtimeValue:\n{' ' * 18}constant: {value}" in text
+# Where each node-pool input of a task must come from: {pipeline: {component: {input: pipeline parameter}}}.
+# Training (TFJob pods) and batch inference share the GPU pool; serving has its own (serving_*).
+TRAINING_POOL = {"node_selector": "node_selector", "tolerations": "tolerations"}
+SERVING_POOL = {"node_selector": "serving_node_selector", "tolerations": "serving_tolerations", "gpus": "serving_gpus"}
+INFER_ON_GPU_POOL = {"gpus": "gpus", "accelerator": "accelerator"}
+TASK_INPUTS = {
+    "train_select_deploy": {
+        "train": {**TRAINING_POOL, "gpus_per_worker": "gpus_per_worker"},
+        "deploy-kserve": SERVING_POOL,
+    },
+    "federated_average": {
+        "train": {**TRAINING_POOL, "gpus_per_worker": "gpus_per_worker"},
+        "deploy-kserve": SERVING_POOL,
+    },
+    "end_to_end": {
+        "train": {**TRAINING_POOL, "gpus_per_worker": "gpus"},
+        "infer-shard": INFER_ON_GPU_POOL,
+        "deploy-kserve": SERVING_POOL,
+    },
+    "distributed_inference": {"infer-shard": INFER_ON_GPU_POOL},
+}
+# The pod settings (kfp-kubernetes platform spec and the container's accelerator) of tasks whose own pod
+# needs the GPU: {component: {setting: pipeline parameter}}.
+GPU_POD = {
+    "infer-shard": {
+        "nodeSelector": "node_selector",
+        "tolerations": "tolerations",
+        "accelerator count": "gpus",
+        "accelerator type": "accelerator",
+    }
+}
+GPU_TASKS = {"end_to_end": 1, "distributed_inference": 2}  # distributed_inference: one per model branch
+PLACEHOLDER = re.compile(r"\{\{\$\.inputs\.parameters\['([^']+)'\]\}\}")
+
+
+def container_tasks(document: dict, dag: dict | None = None, callers: tuple = ()):
+    """(task, its component's name, executor label, callers) for every container task, in sub-DAGs too.
+
+    ``callers`` are the tasks that call the sub-DAGs (ParallelFor, condition bodies) around the
+    task, innermost first: a task's ``componentInputParameter`` names an input of the sub-DAG it
+    is in, which the innermost caller wires from the DAG around it, and so on up to the root.
+    """
+    dag = document["root"]["dag"] if dag is None else dag
+    for task in dag["tasks"].values():
+        reference = task["componentRef"]["name"]
+        component = document["components"][reference]
+        if "dag" in component:
+            yield from container_tasks(document, component["dag"], (task, *callers))
+        else:
+            name = re.sub(r"-\d+$", "", reference.removeprefix("comp-"))  # comp-infer-shard-2: infer-shard
+            yield task, name, component["executorLabel"], callers
+
+
+def pipeline_parameter(document: dict, wiring: dict, callers: tuple) -> str:
+    """The pipeline parameter that ``wiring`` (an input's spec in the innermost sub-DAG) comes from.
+
+    Anything else (a constant, a task output, a loop item) comes back as its spec, so an
+    assertion that expects a parameter's name shows what it got instead.
+    """
+    for caller in callers:
+        if set(wiring) != {"componentInputParameter"}:
+            return repr(wiring)
+        sub_dag_input = wiring["componentInputParameter"]  # a loop item is not wired by the caller
+        wiring = caller.get("inputs", {}).get("parameters", {}).get(sub_dag_input)
+        if wiring is None:
+            return f"{sub_dag_input}, not wired by {caller['taskInfo']['name']}"
+    parameter = wiring.get("componentInputParameter") if set(wiring) == {"componentInputParameter"} else None
+    return parameter if parameter in document["root"]["inputDefinitions"]["parameters"] else repr(wiring)
+
+
+def placeholder_parameter(document: dict, task: dict, value: str, callers: tuple) -> str:
+    """The pipeline parameter behind a ``{{$.inputs.parameters['X']}}`` value of ``task``; else the value."""
+    match = PLACEHOLDER.fullmatch(str(value))
+    if not match:
+        return repr(value)
+    return pipeline_parameter(document, task["inputs"]["parameters"].get(match[1], {}), callers)
+
+
+def gpu_pod_settings(document: dict, task: dict, executor: str, callers: tuple) -> dict[str, str | list[str]]:
+    """The pipeline parameters behind a task's node selector, tolerations and accelerator request."""
+    platform = document.get("platforms", {}).get("kubernetes", {}).get("deploymentSpec", {}).get("executors", {})
+    pod = platform.get(executor, {})
+    # An importer has no container, so no resources.
+    accelerator = (
+        document["deploymentSpec"]["executors"][executor]
+        .get("container", {})
+        .get("resources", {})
+        .get("accelerator", {})
+    )
+    return {
+        "nodeSelector": pipeline_parameter(document, pod.get("nodeSelector", {}).get("nodeSelectorJson", {}), callers),
+        "tolerations": [
+            pipeline_parameter(document, toleration.get("tolerationJson", toleration), callers)
+            for toleration in pod.get("tolerations", [])
+        ],
+        "accelerator count": placeholder_parameter(document, task, accelerator.get("resourceCount"), callers),
+        "accelerator type": placeholder_parameter(document, task, accelerator.get("resourceType"), callers),
+    }
 
 
 @pytest.mark.parametrize("name", distml.pipelines.PIPELINE_NAMES)
-def test_node_pool_parameters_reach_the_tfjob_and_inferenceservice_specs(name):
-    """kfp.kubernetes reaches only the task's pod, so train and deploy take the settings as inputs."""
-    text = yaml.safe_dump(compiled(name)["root"]["dag"])
-    for component_input in ("node_selector", "tolerations"):
-        assert f"{component_input}:\n" in text
-        assert f"componentInputParameter: pipelinechannel--{component_input}" in text or (
-            f"componentInputParameter: {component_input}" in text
-        )
+def test_node_pool_inputs_of_train_deploy_and_infer_tasks_are_pipeline_parameters(name):
+    """The TFJob and the InferenceService get their pool through the task's inputs (kfp.kubernetes cannot
+    reach them): each input must be the pipeline parameter, through every ParallelFor and condition."""
+    document = compiled(name)
+    expected = TASK_INPUTS[name]
+    seen = set()
+    for task, component, _, callers in container_tasks(document):
+        if component == "train" and name == "distributed_inference":
+            # The quick model when no model_uri is given: no launcher input, so it trains in its own pod.
+            assert not {"launcher", "node_selector", "tolerations"} & set(task["inputs"]["parameters"])
+            continue
+        if component not in expected:
+            continue
+        seen.add(component)
+        wired = {
+            component_input: pipeline_parameter(
+                document, task["inputs"]["parameters"].get(component_input, {}), callers
+            )
+            for component_input in expected[component]
+        }
+        assert wired == expected[component], f"{name}: task {task['taskInfo']['name']}"
+    assert seen == set(expected), f"{name}: no task runs {set(expected) - seen}"
+
+
+@pytest.mark.parametrize("name", distml.pipelines.PIPELINE_NAMES)
+def test_gpu_pods_take_node_selector_tolerations_and_accelerator_from_pipeline_parameters(name):
+    """DeepHealth's pipeline compared a parameter at compile time and never asked for a GPU: not here."""
+    document = compiled(name)
+    gpu_tasks = 0
+    for task, component, executor, callers in container_tasks(document):
+        settings = gpu_pod_settings(document, task, executor, callers)
+        if component not in GPU_POD:
+            assert settings["accelerator count"] == repr(None), f"{name}: {component} asks for an accelerator"
+            continue
+        gpu_tasks += 1
+        expected = {**GPU_POD[component], "tolerations": [GPU_POD[component]["tolerations"]]}
+        assert settings == expected, f"{name}: task {task['taskInfo']['name']} ({executor})"
+        for task_input, setting in (
+            ("accelerator_count", "accelerator count"),
+            ("accelerator_type", "accelerator type"),
+        ):
+            value = task["inputs"]["parameters"][task_input]["runtimeValue"]["constant"]
+            assert placeholder_parameter(document, task, value, callers) == GPU_POD[component][setting]
+    assert gpu_tasks == GPU_TASKS.get(name, 0), f"{name}: GPU tasks"
+
+
+@pytest.mark.parametrize("name", [name for name, tasks in TASK_INPUTS.items() if "deploy-kserve" in tasks])
+def test_serving_pool_parameters_default_to_empty_and_are_typed_like_the_training_ones(name):
+    """Without serving_* settings the InferenceService may land on any node, with no GPU."""
+    parameters = compiled(name)["root"]["inputDefinitions"]["parameters"]
+    training_gpus = "gpus_per_worker" if "gpus_per_worker" in parameters else "gpus"
+    for serving, training, default in (
+        ("serving_node_selector", "node_selector", {}),
+        ("serving_tolerations", "tolerations", []),
+        ("serving_gpus", training_gpus, 0),
+    ):
+        assert parameters[serving]["parameterType"] == parameters[training]["parameterType"]
+        assert (parameters[serving]["isOptional"], parameters[serving]["defaultValue"]) == (True, default)
 
 
 def run(tmp_path: Path, name: str, **params):
@@ -94,8 +226,9 @@ def test_distributed_inference_with_a_given_model(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     data = prepare_data("synthetic:lesions", tmp_path / "work")
     model = tmp_path / "model"
-    train_local(WorkerConfig(model="unet-small", data=data, out=model, epochs=2, batch_size=8, image_size=32,
-                             onnx=True), 1)
+    train_local(
+        WorkerConfig(model="unet-small", data=data, out=model, epochs=2, batch_size=8, image_size=32, onnx=True), 1
+    )
     result = run(tmp_path, "distributed_inference", model_uri=str(model), images=24, num_parts=3)
     assert "train" not in result.task_outputs, "no quick model is trained when one is given"
     shards = [outputs for task, outputs in result.task_outputs.items() if "infer-shard" in task]
