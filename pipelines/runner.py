@@ -207,6 +207,11 @@ class _TaskLogWatcher(logging.Filter):
 
     KFP's local runner swaps the root logger's handlers for each message it logs, so this sits on
     the root logger as a filter (which KFP leaves alone) and lets every record through.
+
+    The iterations of a ``dsl.ParallelFor`` log the same task name, each from its own thread
+    (and a thread runs one task at a time), so a task's start and end are paired by thread:
+    pairing them in order of start would give a later iteration that ends first the
+    duration of an earlier one.
     """
 
     _started = re.compile(r"^Executing task '(?P<task>.+)'$")
@@ -218,7 +223,7 @@ class _TaskLogWatcher(logging.Filter):
         super().__init__()
         self._run_started = started
         self._report = report
-        self._starts: dict[str, list[float]] = {}
+        self._starts: dict[tuple[int | None, str], float] = {}  # (thread, task) -> when it started
         self._lock = threading.Lock()
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -227,11 +232,10 @@ class _TaskLogWatcher(logging.Filter):
         elapsed = now - self._run_started
         with self._lock:
             if match := self._started.match(message):
-                self._starts.setdefault(match["task"], []).append(now)
+                self._starts[record.thread, match["task"]] = now
                 self._report(TaskProgress(match["task"], "RUNNING", elapsed))
             elif match := self._finished.match(message):
-                starts = self._starts.get(match["task"]) or [now]
-                seconds = now - starts.pop(0)
+                seconds = now - self._starts.pop((record.thread, match["task"]), now)
                 state = self._states.get(match["status"], match["status"])
                 self._report(TaskProgress(match["task"], state, elapsed, seconds))
             elif match := self._skipped.match(message):

@@ -150,6 +150,8 @@ def test_parallel_tasks_each_report_and_leave_logging_and_print_alone(tmp_path):
     events = []
     run = runner.run_local(tiny_fan_out, {}, out_dir=tmp_path, on_progress=events.append)
     assert [e.task for e in events if e.state == "SUCCEEDED"].count("measure") == 3
+    # Each end was paired with its own start (same thread); an unpaired end would report 0 s.
+    assert all(e.seconds > 0 for e in events if e.task == "measure" and e.state == "SUCCEEDED")
     assert {task: out["Output"] for task, out in run.task_outputs.items() if "measure" in task} == {
         "for-loop-2-iteration-0/measure": 6.0,
         "for-loop-2-iteration-1/measure": 12.0,
@@ -157,6 +159,43 @@ def test_parallel_tasks_each_report_and_leave_logging_and_print_alone(tmp_path):
     }
     assert builtins.print is print_before
     assert root.handlers == handlers_before and root.level == level_before
+
+
+def test_parallel_iterations_of_one_task_get_their_own_durations(monkeypatch):
+    """ParallelFor iterations log the same task name from their own threads: a later iteration that
+    ends first must not be given the duration of an earlier one (pairing starts and ends in order would)."""
+    import logging
+    import threading
+
+    # KFP logs a task's start and end from the thread that runs it, one thread per running iteration.
+    messages = ("Executing task 'measure'", "Task 'measure' finished with status SUCCESS")
+    both_running = threading.Barrier(2)
+    logged: dict[str, list[logging.LogRecord]] = {}
+
+    def iteration(name: str) -> None:
+        logged[name] = [logging.makeLogRecord({"msg": message}) for message in messages]
+        both_running.wait()  # alive at the same time, so the two threads are told apart
+
+    threads = [threading.Thread(target=iteration, args=(name,)) for name in ("first", "second")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    (first_start, first_end), (second_start, second_end) = logged["first"], logged["second"]
+    assert first_start.thread != second_start.thread
+
+    events = []
+    watcher = runner._TaskLogWatcher(0.0, events.append)
+    # The first iteration starts at 0 s and ends at 10 s; the second starts at 1 s and ends at 2 s.
+    for now, record in ((0.0, first_start), (1.0, second_start), (2.0, second_end), (10.0, first_end)):
+        monkeypatch.setattr(runner.time, "monotonic", lambda now=now: now)
+        watcher.filter(record)
+    assert [(e.state, e.elapsed_s, e.seconds) for e in events] == [
+        ("RUNNING", 0.0, None),
+        ("RUNNING", 1.0, None),
+        ("SUCCEEDED", 2.0, 1.0),
+        ("SUCCEEDED", 10.0, 10.0),
+    ]
 
 
 def test_run_local_failure_names_the_task_and_keeps_the_log(tmp_path):
