@@ -14,6 +14,8 @@ from typing import Any
 
 from distml.errors import DistmlError
 
+#: The extended resource of NVIDIA's device plugin: what GPU requests and limits name.
+GPU_RESOURCE = "nvidia.com/gpu"
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from distml.errors import DistmlError
+from distml.kube import GPU_RESOURCE
 
 GROUP = "serving.kserve.io"
 VERSION = "v1beta1"
@@ -42,7 +43,6 @@ MANAGED_PREDICTOR_KEYS = (
     "scaleTarget",
     "serviceAccountName",
 )
-GPU_RESOURCE = "nvidia.com/gpu"
 
 
 @dataclass(frozen=True)

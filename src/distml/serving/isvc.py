@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from distml.errors import DistmlError
+from distml.kube import GPU_RESOURCE
 
 FORMATS = ("tensorflow", "onnx")
 STORAGE_SCHEMES = ("pvc://", "s3://", "gs://")
 SCALE_METRICS = ("cpu", "memory", "concurrency", "rps")
-GPU_RESOURCE = "nvidia.com/gpu"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "distml"}
 # KServe derives Knative service and host names from the InferenceService name: a DNS-1035 label, kept short.
 _NAME = re.compile(r"^[a-z]([-a-z0-9]{0,43}[a-z0-9])?$")

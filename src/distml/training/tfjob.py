@@ -11,6 +11,7 @@ import hashlib
 import re
 from typing import Any
 
+from distml.kube import GPU_RESOURCE
 from distml.training.spec import TrainingSpec
 
 API_VERSION = "kubeflow.org/v1"
@@ -76,7 +77,7 @@ def _replica(spec: TrainingSpec, count: int) -> Any:
     limits: dict[str, str] = {}
     requests: dict[str, str] = {}
     if spec.gpus_per_worker:
-        limits["nvidia.com/gpu"] = str(spec.gpus_per_worker)
+        limits[GPU_RESOURCE] = str(spec.gpus_per_worker)
     for key, value in (("cpu", spec.cpu), ("memory", spec.memory)):
         if value:
             requests[key] = limits[key] = value
