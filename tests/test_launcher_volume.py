@@ -62,17 +62,9 @@ def _missing(name: str) -> Response:
 def test_data_is_staged_the_model_copied_back_and_the_job_folder_removed(httpserver, setup):
     root: Path = setup["root"]
     seen: dict = {}
-
-    def pods_export(request):
-        seen["data"] = sorted(p.name for p in (root / "data").iterdir())
-        (root / "model").mkdir()
-        (root / "model" / "metrics.json").write_text(json.dumps({"test_accuracy": 0.9}))
-        return Response(json.dumps(_job("Running", "Succeeded")), content_type="application/json")
-
-    httpserver.expect_ordered_request(setup["job"], method="GET").respond_with_response(_missing(setup["name"]))
-    httpserver.expect_ordered_request(JOBS, method="POST").respond_with_json({})
-    httpserver.expect_ordered_request(setup["job"], method="GET").respond_with_handler(pods_export)
-    httpserver.expect_ordered_request(setup["job"], method="DELETE").respond_with_json({})
+    _expect_a_job_that_exports(
+        httpserver, setup, lambda root: seen.update(data=sorted(p.name for p in (root / "data").iterdir()))
+    )
 
     metrics = train_kubernetes(setup["config"], 2, setup["options"], api_client=setup["api"])
 
@@ -118,6 +110,25 @@ def test_a_retry_after_the_export_copies_the_model_without_a_new_job(httpserver,
     assert not setup["root"].exists()
 
 
+def _expect_a_job_that_exports(httpserver, setup, look) -> None:
+    """Script a new job's life: absent, created, one poll (its pods export the model), deleted.
+
+    ``look(root)`` runs when the pods would, so a test can see what was staged on the volume.
+    """
+    root: Path = setup["root"]
+
+    def pods_export(request):
+        look(root)
+        (root / "model").mkdir()
+        (root / "model" / "metrics.json").write_text(json.dumps({"test_accuracy": 0.9}))
+        return Response(json.dumps(_job("Running", "Succeeded")), content_type="application/json")
+
+    httpserver.expect_ordered_request(setup["job"], method="GET").respond_with_response(_missing(setup["name"]))
+    httpserver.expect_ordered_request(JOBS, method="POST").respond_with_json({})
+    httpserver.expect_ordered_request(setup["job"], method="GET").respond_with_handler(pods_export)
+    httpserver.expect_ordered_request(setup["job"], method="DELETE").respond_with_json({})
+
+
 def test_an_output_folder_whose_parent_cannot_be_made_is_refused_before_any_job_is_created(httpserver, setup):
     setup["config"].out.parent.write_text("a file where the folder should be")
     with pytest.raises(DistmlError, match="cannot create the model folder's parent"):
@@ -142,19 +153,10 @@ def test_a_data_copy_cut_short_leaves_no_data_folder_and_the_retry_copies_it_who
     assert not (setup["root"] / "data").exists() and httpserver.log == []
     monkeypatch.setattr(shutil, "copytree", real_copytree)
 
-    root: Path = setup["root"]
     seen: dict = {}
-
-    def pods_export(request):
-        seen["images"] = sorted(p.name for p in (root / "data" / "images").iterdir())
-        (root / "model").mkdir()
-        (root / "model" / "metrics.json").write_text(json.dumps({"test_accuracy": 0.9}))
-        return Response(json.dumps(_job("Running", "Succeeded")), content_type="application/json")
-
-    httpserver.expect_ordered_request(setup["job"], method="GET").respond_with_response(_missing(setup["name"]))
-    httpserver.expect_ordered_request(JOBS, method="POST").respond_with_json({})
-    httpserver.expect_ordered_request(setup["job"], method="GET").respond_with_handler(pods_export)
-    httpserver.expect_ordered_request(setup["job"], method="DELETE").respond_with_json({})
+    _expect_a_job_that_exports(
+        httpserver, setup, lambda root: seen.update(images=sorted(p.name for p in (root / "data" / "images").iterdir()))
+    )
     assert train_kubernetes(setup["config"], 2, setup["options"], api_client=setup["api"]) == {"test_accuracy": 0.9}
     assert seen["images"] == ["a.png"]
 
