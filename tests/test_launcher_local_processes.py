@@ -41,6 +41,10 @@ if mode == "bad-bytes":
     sys.stdout.buffer.flush()
     print(f"{name} done", flush=True)
     sys.exit(0)
+if mode == "chatty":
+    for n in range(40):
+        print(f"{name} line {n}", flush=True)
+    sys.exit(0)
 if mode == "ignore-sigterm":
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     print(f"{name} ready", flush=True)
@@ -49,16 +53,24 @@ if mode == "ignore-sigterm":
 """
 
 LAUNCHER = """
-import json, sys
+import json, sys, threading
 from distml.training import local
+
+lock = threading.Lock()  # progress comes from reader threads, the pids from the main thread
+
+
+def say(line):
+    with lock:
+        print(line, flush=True)
+
 
 local.WORKER_MODULE = "fake_worker"
 local.run_local(
     ["ignore-sigterm", "unused"],
     2,
     log_dir=sys.argv[1],
-    progress=print,
-    started=lambda pids: print(json.dumps(pids), flush=True),
+    progress=say,
+    started=lambda pids: say(json.dumps(pids)),
 )
 """
 
@@ -99,6 +111,21 @@ def test_undecodable_output_is_logged_with_replacement_characters_and_reading_go
     assert "worker-0 done" in lines
 
 
+def test_progress_is_called_by_one_reader_at_a_time(fake_worker, tmp_path):
+    """Each worker has its own reader thread; a progress callback such as print must not see two at once."""
+    inside, overlaps, lines = [0], [], []
+
+    def slow_progress(line: str) -> None:
+        inside[0] += 1
+        overlaps.append(inside[0] > 1)
+        time.sleep(0.001)
+        lines.append(line)
+        inside[0] -= 1
+
+    run_local(["chatty", "unused"], 2, log_dir=tmp_path / "logs", progress=slow_progress, timeout=30)
+    assert len(lines) == 80 and not any(overlaps)
+
+
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
 def test_a_second_signal_while_the_workers_stop_leaves_no_worker_running(fake_worker, tmp_path, sig):
@@ -116,9 +143,10 @@ def test_a_second_signal_while_the_workers_stop_leaves_no_worker_running(fake_wo
     pids: dict[str, int] = {}
     try:
         assert launcher.stdout is not None
-        pids = json.loads(launcher.stdout.readline())
-        ready = {launcher.stdout.readline().strip() for _ in pids}
-        assert ready == {"worker-0 ready", "worker-1 ready"}
+        # The pids and the workers' "ready" lines come in any order: a fast worker may print first.
+        lines = [launcher.stdout.readline().strip() for _ in range(3)]
+        pids = json.loads(next(line for line in lines if line.startswith("{")))
+        assert {line for line in lines if not line.startswith("{")} == {"worker-0 ready", "worker-1 ready"}
         launcher.send_signal(sig)
         time.sleep(0.5)  # the launcher now waits out the workers' grace
         assert launcher.poll() is None and all(_alive(pid) for pid in pids.values())

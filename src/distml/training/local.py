@@ -74,6 +74,7 @@ def run_local(
     processes: dict[str, subprocess.Popen] = {}
     exits: queue.Queue[str] = queue.Queue()
     readers: list[threading.Thread] = []
+    report = _one_at_a_time(progress) if progress else None
     tails: dict[str, deque[str]] = {}
     with sigterm_cancels("the local training run"):  # also while stopping: a second SIGTERM must not kill us
         try:
@@ -96,7 +97,7 @@ def run_local(
                 threading.Thread(target=_report_exit, args=(process, name, exits), daemon=True).start()
                 tails[name] = deque(maxlen=TAIL_LINES)
                 reader = threading.Thread(
-                    target=_copy_output, args=(process, name, logs / f"{name}.log", tails[name], progress), daemon=True
+                    target=_copy_output, args=(process, name, logs / f"{name}.log", tails[name], report), daemon=True
                 )
                 reader.start()
                 readers.append(reader)
@@ -151,6 +152,17 @@ def _signal_name(code: int) -> str:
         except ValueError:
             return ""
     return ""
+
+
+def _one_at_a_time(progress: Callable[[str], None]) -> Callable[[str], None]:
+    """``progress`` behind a lock: every worker's reader thread calls it, and two prints at once interleave."""
+    lock = threading.Lock()
+
+    def report(line: str) -> None:
+        with lock:
+            progress(line)
+
+    return report
 
 
 def _copy_output(
