@@ -4,18 +4,24 @@ As in DeepHealth's use-case pipeline: an ``ecvl.DLDataset`` over the part file (
 resized by ECVL to the network's input size, masks with nearest-neighbour interpolation),
 a network imported from ONNX (``eddl.import_net_from_onnx_file``) or an ONNX architecture
 with weights from a native EDDL ``.bin`` checkpoint. Unlike DeepHealth's script, the last
-partial batch is kept (``drop_last`` False for every split). EDDL is channels-first, so the
-ONNX model must take NCHW input: convert TensorFlow models with ``inputs_as_nchw=True``.
+partial batch is kept (``drop_last`` False for every split). EDDL is channels-first and imports
+only a subset of ONNX: for a Model folder this backend runs ``model-eddl.onnx``, the export of
+distml.inference.eddl_onnx (tf2onnx's ``model.onnx`` does not import into EDDL v1.1b).
 
-pyecvl and pyeddl are importable only in the docker/ecvl image (they need the ECVL/EDDL C++
-libraries); elsewhere ``unavailable_reason`` says so and the backend is skipped.
+pyecvl and pyeddl need the ECVL/EDDL C++ libraries: ``make setup`` installs them from
+``../shared/ecvl`` where that build is beside the clone, elsewhere the docker/ecvl image has them;
+without them ``unavailable_reason`` says so and the backend is skipped.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
@@ -33,6 +39,27 @@ from distml.inference.backends import (
     segmentation_output,
 )
 from distml.inference.metrics import SEGMENTATION
+from distml.training.model_folder import EDDL_ONNX_FILE, EDDL_REFUSED_KEY, MODEL_INFO_FILE
+
+
+def deephealth_modules() -> tuple[ModuleType, ModuleType]:
+    """``pyecvl.ecvl`` and ``pyeddl.eddl``, their C++ libraries bound to their own dependencies first.
+
+    EDDL parses ONNX with the system's libprotobuf (3.21). In a process that loaded TensorFlow
+    before pyeddl, EDDL's protobuf calls bind to the protobuf TensorFlow carries, and every
+    ``import_net_from_onnx_file`` fails with ``basic_string::_M_create`` (what a test process that
+    trains a model and then runs this backend saw). ``RTLD_DEEPBIND`` makes the libraries loaded
+    with pyeddl and pyecvl look up symbols in their own dependencies before the process's.
+    """
+    if "pyeddl.eddl" not in sys.modules or "pyecvl.ecvl" not in sys.modules:
+        flags = sys.getdlopenflags()
+        sys.setdlopenflags(flags | os.RTLD_DEEPBIND)
+        try:
+            import pyecvl.ecvl  # noqa: F401  (loaded here, with the flags above)
+            import pyeddl.eddl  # noqa: F401
+        finally:
+            sys.setdlopenflags(flags)
+    return sys.modules["pyecvl.ecvl"], sys.modules["pyeddl.eddl"]
 
 
 def onnx_model_input(path: Path) -> ModelInput:
@@ -54,13 +81,14 @@ class EcvlBackend(Backend):
     name = "ecvl"
 
     def __init__(self, model: str | os.PathLike[str], *, threads: int = 0) -> None:
-        from pyeddl import eddl
-
+        _, eddl = deephealth_modules()
         self.weights: Path | None = None
         path = Path(model)
         if path.suffix == ".bin":
             self.weights = resolve_model(path, (".bin",))
             self.model_path = self._architecture_for(self.weights)
+        elif path.is_dir():
+            self.model_path = self._eddl_file_of(path)
         else:
             self.model_path = resolve_model(path)
         self.input = onnx_model_input(self.model_path)
@@ -68,14 +96,43 @@ class EcvlBackend(Backend):
             raise DistmlError(
                 f"EDDL needs channels-first (NCHW) input; this model takes {self.input.layout}",
                 where=str(self.model_path),
-                hint="Convert with saved_model_to_onnx(..., inputs_as_nchw=True), or use --backend onnxruntime.",
+                hint=f"Give a model folder (its {EDDL_ONNX_FILE}) or an export of "
+                "distml.inference.eddl_onnx.keras_to_eddl_onnx, or use --backend onnxruntime.",
             )
         self.gpu = os.environ.get("DISTML_EDDL_GPU") == "1"
-        self.net = eddl.import_net_from_onnx_file(str(self.model_path))
+        started = time.perf_counter()
+        try:
+            self.net = eddl.import_net_from_onnx_file(str(self.model_path))
+        except (RuntimeError, ValueError) as err:  # EDDL throws std::exceptions, pybind11 turns them into these
+            raise DistmlError(
+                f"EDDL cannot import this ONNX file ({err})",
+                where=str(self.model_path),
+                hint=f"Export with distml.inference.eddl_onnx ({EDDL_ONNX_FILE} in a model folder); "
+                "tf2onnx's model.onnx is for ONNX Runtime.",
+            ) from None
         device = eddl.CS_GPU() if self.gpu else eddl.CS_CPU(threads or -1)
+        # init_weights False: keep the imported weights (True would draw new ones), unless a .bin brings them.
         eddl.build(self.net, eddl.sgd(0.0), ["mse"], ["mse"], device, self.weights is not None)
         if self.weights is not None:
             eddl.load(self.net, str(self.weights), "bin")
+        self.import_seconds = time.perf_counter() - started
+
+    @staticmethod
+    def _eddl_file_of(folder: Path) -> Path:
+        """A Model folder's EDDL export, or why training wrote none."""
+        candidate = folder / EDDL_ONNX_FILE
+        if candidate.is_file():
+            return candidate
+        refused = None
+        info_file = folder / MODEL_INFO_FILE
+        if info_file.is_file():
+            refused = json.loads(info_file.read_text(encoding="utf-8")).get(EDDL_REFUSED_KEY)
+        raise DistmlError(
+            f"model folder has no {EDDL_ONNX_FILE}" + (f": {refused}" if refused else ""),
+            where=str(folder),
+            hint="Use --backend onnxruntime." if refused else
+            "Train with ONNX export (it writes model-eddl.onnx beside model.onnx), or use --backend onnxruntime.",
+        )
 
     @staticmethod
     def _architecture_for(weights: Path) -> Path:
@@ -92,10 +149,12 @@ class EcvlBackend(Backend):
     @staticmethod
     def unavailable_reason() -> str | None:
         try:
-            import pyecvl.ecvl  # noqa: F401
-            import pyeddl.eddl  # noqa: F401
+            deephealth_modules()
         except ImportError as err:
-            return f"pyecvl/pyeddl not importable ({err}); use the docker/ecvl image"
+            return (
+                f"pyecvl/pyeddl not importable ({err}); run `make setup` with ../shared/ecvl beside the clone, "
+                "or use the docker/ecvl image"
+            )
         return None
 
     def describe(self) -> dict[str, object]:
@@ -103,27 +162,32 @@ class EcvlBackend(Backend):
             "model": str(self.model_path),
             "weights": str(self.weights) if self.weights else None,
             "provider": "EDDL GPU" if self.gpu else "EDDL CPU",
+            "import_seconds": self.import_seconds,
         }
 
     def batches(self, selection: Selection, batch_size: int) -> Iterator[Batch]:
-        import pyecvl.ecvl as ecvl
-        from pyeddl import eddl
-
+        ecvl, eddl = deephealth_modules()
         spec = self.input
         splits = list(selection.dataset.split or {})
         linear, nearest = ecvl.InterpolationType.linear, ecvl.InterpolationType.nearest
         resize = ecvl.SequentialAugmentationContainer([ecvl.AugResizeDim([spec.height, spec.width], linear, nearest)])
         augmentations = ecvl.DatasetAugmentations([resize] * max(len(splits), 1))
         color = ecvl.ColorType.GRAY if spec.channels == 1 else ecvl.ColorType.RGB
+        # pyecvl 1.3.0 (deephealthproject/pyecvl 682f1a8e pyecvl/support_eddl.py:84) passes these on
+        # positionally to its binding (src/func_binder.hpp:541) of ECVL 1.0.3's constructor (deephealthproject/ecvl
+        # v1.0.3 modules/eddl/include/ecvl/support_eddl.h:345): file, batch size, augmentations per split, image
+        # and ground-truth colour types, worker threads, queue size as a multiple of batch x workers,
+        # drop_last as {split name: bool} (it must name every split, support_eddl.h:396), verify files.
         dataset = ecvl.DLDataset(
             str(selection.path),
             batch_size,
             augmentations,
             color,
             ecvl.ColorType.GRAY,
-            num_workers=1,  # one producer keeps the split's order, so batches match the part file
-            drop_last=[False] * max(len(splits), 1),
-            verify=True,
+            1,  # one producer thread keeps the split's order, so batches match the part file
+            1,  # queue ratio: the binding takes an int (C++ has a double)
+            {name: False for name in splits},  # keep the last partial batch of every split
+            True,
         )
         if selection.split is not None:
             dataset.SetSplit(selection.split)

@@ -4,7 +4,8 @@ Layout (the KFP Model artifact is this folder)::
 
     model/1/            TF SavedModel in TF Serving layout (saved_model.pb, variables/)
     model.keras         tf-keras native file (weights averaging, reloading for more training)
-    model.onnx          optional ONNX export (input NHWC float32 in [0, 1])
+    model.onnx          optional ONNX export (input NHWC float32 in [0, 1]), tf2onnx: ONNX Runtime, KServe
+    model-eddl.onnx     with model.onnx: the same network as NCHW ONNX that EDDL imports (the ecvl backend)
     metrics.json        training metrics (workers, global_batch_size, epochs, test_*)
     model.json          {"architecture", "task", "input_shape", "classes", "framework"}
 
@@ -29,6 +30,10 @@ SAVED_MODEL_DIR = "model"
 SERVING_VERSION = "1"
 KERAS_FILE = "model.keras"
 ONNX_FILE = "model.onnx"
+#: NCHW ONNX in the subset EDDL v1.1b imports (distml.inference.eddl_onnx), written beside model.onnx.
+EDDL_ONNX_FILE = "model-eddl.onnx"
+#: model.json key: why there is no model-eddl.onnx (what EDDL cannot import), or null when there is one.
+EDDL_REFUSED_KEY = "eddl_onnx_refused"
 METRICS_FILE = "metrics.json"
 MODEL_INFO_FILE = "model.json"
 #: Name of the model's input layer and so of the serving signature's input.
@@ -56,15 +61,16 @@ def save_model_folder(
     with staged_folder(out, what="model output folder") as staging:
         model.save(str(saved_model_path(staging)), save_format="tf", include_optimizer=False)
         model.save(str(staging / KERAS_FILE), save_format="keras")
-        if onnx:
-            _to_onnx(saved_model_path(staging), staging / ONNX_FILE)
-        info = {
+        info: dict[str, Any] = {
             "architecture": architecture,
             "task": task,
             "input_shape": [int(n) for n in input_shape],
             "classes": [str(c) for c in classes],
             "framework": "tensorflow",
         }
+        if onnx:
+            _to_onnx(saved_model_path(staging), staging / ONNX_FILE)
+            info[EDDL_REFUSED_KEY] = _to_eddl_onnx(model, staging / EDDL_ONNX_FILE)
         _write_json(staging / MODEL_INFO_FILE, info)
         _write_json(staging / METRICS_FILE, metrics)
     return out
@@ -101,3 +107,14 @@ def _to_onnx(saved_model_dir: Path, onnx_path: Path) -> None:
     from distml.inference.convert import saved_model_to_onnx
 
     saved_model_to_onnx(saved_model_dir, onnx_path)
+
+
+def _to_eddl_onnx(model: Any, onnx_path: Path) -> str | None:
+    """Write the EDDL export, or return why EDDL cannot take this model (training still succeeds)."""
+    from distml.inference.eddl_onnx import keras_to_eddl_onnx
+
+    try:
+        keras_to_eddl_onnx(model, onnx_path)
+    except DistmlError as refused:
+        return refused.what
+    return None
