@@ -2,10 +2,16 @@
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
+# The workplace's shared builds (ECVL/EDDL, envtest) beside the clone; absent elsewhere, and then skipped.
+SHARED ?= ../shared
 
-.PHONY: setup demo test lint benchmarks compile clean
+.PHONY: setup ecvl demo test lint benchmarks compile clean
 
-setup: $(STAMP)
+setup: $(STAMP) ecvl
+
+# ECVL/EDDL and pyecvl/pyeddl from $(SHARED)/ecvl when it is there (a no-op once installed, or without it).
+ecvl: $(STAMP)
+	.ci/install-ecvl $(SHARED) $(VENV)
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,14 +19,14 @@ $(STAMP): setup.cfg pyproject.toml
 	$(VENV)/bin/python -m pip install --quiet -e ".[all,dev]"
 	touch $(STAMP)
 
-demo: $(STAMP)
+demo: setup
 	$(VENV)/bin/distml demo
 
-test: $(STAMP)
+test: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/python -m pytest -q
 
-benchmarks: $(STAMP)
+benchmarks: setup
 	$(VENV)/bin/python benchmarks/split.py
 
 clean:

@@ -143,7 +143,8 @@ def reference_ious(keras_model, part: Path) -> np.ndarray:
 #: about 1e-6, so a per-image IoU can differ only where a pixel's probability lies that close to the 0.5
 #: threshold. None did in these fixtures (the IoUs were equal); 1e-4 leaves room for rounding, not for a flip.
 IOU_TOLERANCE = 1e-4
-BACKENDS = [pytest.param(name, marks=pytest.mark.ecvl) if name == "ecvl" else name for name in sorted(backend_classes())]
+BACKENDS = [pytest.param(name, marks=pytest.mark.ecvl) if name == "ecvl" else name
+            for name in sorted(backend_classes())]
 
 
 def present(backend: str) -> None:
@@ -180,7 +181,8 @@ def test_every_present_backend_predicts_the_classes_of_tensorflow_and_onnxruntim
         for i in selection.indices
     ])
     expected = models["digits"].predict(pixels, verbose=0).argmax(axis=1).tolist()
-    assert [r["predicted"] for r in result["per_image"]] == expected == [r["predicted"] for r in onnxruntime["per_image"]]
+    assert [r["predicted"] for r in result["per_image"]] == expected
+    assert [r["predicted"] for r in onnxruntime["per_image"]] == expected
     assert result["confusion_matrix"] == onnxruntime["confusion_matrix"] and result["backend"] == backend
 
 
