@@ -524,8 +524,17 @@ def dumps_dataset(dataset: Dataset, *, relocate_to: Path | None = None) -> str:
     absolute is written absolute (ECVL 1.0.3 resolves a relative one only alongside a
     relative location, dataset_parser.cpp:181-188).
     """
-    relocate = _relocator(dataset.root, relocate_to)
-    writer = _LabelWriter(dataset, relocate)
+    return dumps_dataset_and_scan(dataset, relocate_to=relocate_to)[0]
+
+
+def dumps_dataset_and_scan(dataset: Dataset, *, relocate_to: Path | None = None) -> tuple[str, bool]:
+    """dumps_dataset's text, and whether every path in it is relative and free of ``..``.
+
+    The scan rides along the writing (no second pass over 1M images): when it is True, every
+    location stays inside the dataset's folder by name and write_parts has nothing to check.
+    """
+    plain = [True]
+    entry = _entry_writer(dataset, relocate_to, plain)
     lines = [f"name: {_quote(dataset.name)}"]
     if dataset.description is not None:
         lines.append(f"description: {_quote(dataset.description)}")
@@ -534,8 +543,7 @@ def dumps_dataset(dataset: Dataset, *, relocate_to: Path | None = None) -> str:
         lines.append(f"features: {_flow(dataset.features)}")
     if dataset.images:
         lines.append("images:")
-        for image in dataset.images:
-            lines.append(_image_entry(image, relocate, writer))
+        lines.extend(map(entry, dataset.images))
     else:
         lines.append("images: []")
     if dataset.split is not None:
@@ -543,65 +551,11 @@ def dumps_dataset(dataset: Dataset, *, relocate_to: Path | None = None) -> str:
         for key, indices in dataset.split.items():
             lines.append(f"  {_quote(key)}: [{', '.join(map(str, indices))}]")
     lines.append("")
-    return "\n".join(lines)
+    return "\n".join(lines), plain[0]
 
 
-def _image_entry(image: Image, relocate, writer: _LabelWriter) -> str:
-    location = image.location
-    if type(location) is str:
-        written = _quote(relocate(location))
-        relative = not _is_absolute(location)
-    else:
-        written = _flow([relocate(plane) for plane in location])
-        relative = not all(_is_absolute(plane) for plane in location)
-    if image.label is None and image.values is None:
-        return f"  - {written}"
-    entry = f"  - location: {written}"
-    if image.label is not None:
-        entry += f"\n    label: {writer.text(image.label, relative)}"
-    if image.values is not None:
-        entry += f"\n    values: {_json(image.values)}"
-    return entry
-
-
-class _LabelWriter:
-    """Labels written so that ECVL's FindLabel reads them as ``dataset`` means them."""
-
-    def __init__(self, dataset: Dataset, relocate) -> None:
-        self.root = dataset.root
-        self.relocate = relocate
-        self.classes = {name: i for i, name in enumerate(dataset.classes)}
-        # Names that FindLabel would read as an integer are written as their index.
-        self.class_text = {
-            name: (_quote(name) if ecvl_int(name) is None else str(i)) for name, i in self.classes.items()
-        }
-
-    def text(self, label: Label, relative_location: bool) -> str:
-        if type(label) is int:
-            return str(label)
-        if type(label) is str:
-            written = self.class_text.get(label)
-            return written if written is not None else self.path(label, relative_location)
-        if isinstance(label, list):
-            items = []
-            for item in label:
-                if type(item) is str and item not in self.classes:
-                    raise DatasetError(
-                        f"a list label holds the ground-truth path {item!r}",
-                        hint="ECVL keeps only the last path of a list label; give one path, or classes only.",
-                    )
-                items.append(self.text(item, relative_location))
-            return "[" + ", ".join(items) + "]"
-        raise DatasetError(f"{label!r} is not a label", hint="A label is a class, an index, a path or a list.")
-
-    def path(self, label: str, relative_location: bool) -> str:
-        if relative_location or _is_absolute(label):
-            written = self.relocate(label)
-        else:
-            written = os.path.abspath(os.path.join(self.root, label)).replace(os.sep, "/")
-        if written in self.classes or (written[:1] in _INT_FIRST and ecvl_int(written) is not None):
-            written = "./" + written
-        return _quote(written)
+#: Prefixes of the locations written as they are: absolute paths, and URLs (see _is_absolute).
+_KEPT = ("/", "http://", "https://")
 
 
 def _is_absolute(location: str) -> bool:
@@ -609,23 +563,87 @@ def _is_absolute(location: str) -> bool:
     return location.startswith("/") or (location.startswith(("http://", "https://")) and is_url(location))
 
 
-def _relocator(root: Path, target: Path | None):
-    """A function rewriting relative paths written for ``root`` so they hold from ``target``."""
-    if target is None:
-        return _identity
-    prefix = os.path.relpath(os.path.abspath(root), os.path.abspath(target)).replace(os.sep, "/")
-    if prefix == ".":
-        return _identity
-    prefix += "/"
+def _entry_writer(dataset: Dataset, relocate_to: Path | None, plain: list[bool]):
+    """A function writing one ``images`` entry, its relative paths rewritten to hold from ``relocate_to``.
+
+    One closure with everything it needs bound locally: it runs once per image (1M for big datasets).
+    ``plain[0]`` becomes False at the first path that is absolute, a URL, or holds ``..``.
+    """
+    prefix = ""
+    if relocate_to is not None:
+        prefix = os.path.relpath(os.path.abspath(dataset.root), os.path.abspath(relocate_to)).replace(os.sep, "/")
+        prefix = "" if prefix == "." else prefix + "/"
+    root = dataset.root
+    classes = {name: i for i, name in enumerate(dataset.classes)}
+    # Class names that FindLabel would read as an integer are written as their index.
+    class_text = {name: (_quote(name) if ecvl_int(name) is None else str(i)) for name, i in classes.items()}
+    kept, int_first, quote = _KEPT, _INT_FIRST, _quote
 
     def relocate(location: str) -> str:
-        return location if _is_absolute(location) else prefix + location
+        return location if location.startswith(kept) and _is_absolute(location) else prefix + location
 
-    return relocate
+    def path_text(label: str, relative_location: bool) -> str:
+        if relative_location or (label.startswith(kept) and _is_absolute(label)):
+            written = relocate(label)
+        else:
+            written = os.path.abspath(os.path.join(root, label)).replace(os.sep, "/")
+        if written in classes or (written[:1] in int_first and ecvl_int(written) is not None):
+            written = "./" + written
+        return quote(written)
 
+    def label_text(label: Label, relative_location: bool) -> str:
+        if type(label) is int:
+            return str(label)
+        if type(label) is str:
+            return class_text.get(label) or path_text(label, relative_location)
+        if isinstance(label, list):
+            for item in label:
+                if type(item) is str and item not in classes:
+                    raise DatasetError(
+                        f"a list label holds the ground-truth path {item!r}",
+                        hint="ECVL keeps only the last path of a list label; give one path, or classes only.",
+                    )
+            return "[" + ", ".join(label_text(item, relative_location) for item in label) + "]"
+        raise DatasetError(f"{label!r} is not a label", hint="A label is a class, an index, a path or a list.")
 
-def _identity(location: str) -> str:
-    return location
+    def entry(image: Image) -> str:
+        location = image.location
+        label = image.label
+        if type(location) is str:
+            if location.startswith(kept) or ".." in location:
+                plain[0] = False
+                relative = not _is_absolute(location)
+            else:
+                relative = True
+            written = quote(prefix + location if relative else location)
+        else:
+            plain[0] = False
+            relative = not all(_is_absolute(plane) for plane in location)
+            written = _flow([relocate(plane) for plane in location])
+        if label is None and image.values is None:
+            return f"  - {written}"
+        text = f"  - location: {written}"
+        if label is not None:
+            if (
+                type(label) is str
+                and relative
+                and not classes
+                and label[:1] not in int_first
+                and not label.startswith(kept)
+                and ".." not in label
+            ):
+                # The common segmentation case: a relative mask path beside a relative image.
+                label_written = quote(prefix + label)
+            else:
+                if type(label) is str and label not in classes:
+                    plain[0] = False
+                label_written = label_text(label, relative)
+            text += f"\n    label: {label_written}"
+        if image.values is not None:
+            text += f"\n    values: {_json(image.values)}"
+        return text
+
+    return entry
 
 
 def _quote(text: str) -> str:

@@ -33,7 +33,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from distml.data.dtd import Dataset, dumps_dataset
+from distml.data.dtd import Dataset, dumps_dataset_and_scan
 from distml.data.trust import MANIFEST_FILE, check_locations, entry_inside, read_json, recorded_roots
 from distml.errors import DatasetError
 
@@ -166,7 +166,6 @@ def write_parts(
     the same name, another dataset's parts.json, or the input itself is refused. Files are
     written in a temporary folder inside ``out_dir`` and moved into place when all are written.
     """
-    check_locations(dataset, allow_roots=allow_roots)
     out = Path(out_dir)
     filenames = [part_filename(dataset.name, p) for p in range(len(parts))]
     previous = _previous_parts(out, dataset.name)
@@ -179,11 +178,15 @@ def write_parts(
     staging = Path(tempfile.mkdtemp(prefix=".split-", dir=out))
     try:
         infos = []
+        all_plain = True
         for p, (part, filename) in enumerate(zip(parts, filenames, strict=True)):
             # Paths are rewritten for the folder the part ends up in, not the staging one.
-            text = dumps_dataset(part, relocate_to=out)
+            text, plain = dumps_dataset_and_scan(part, relocate_to=out)
+            all_plain = all_plain and plain
             (staging / filename).write_text(text, encoding="utf-8")
             infos.append(PartInfo(p, filename, len(part.images), part.split_sizes()))
+        if not all_plain:  # some path is absolute, a URL or holds `..`: check them all, by name
+            check_locations(dataset, allow_roots=allow_roots)
         manifest = {
             "dataset": dataset.name,
             "parts": [info.__dict__ for info in infos],
