@@ -68,12 +68,12 @@ def test_split_errors_leave_no_part_file(tmp_path, lesions, args, code, message)
 
 def test_bad_dataset_is_one_line_naming_file_and_field(tmp_path):
     bad = tmp_path / "bad.yml"
-    bad.write_text("classes: [a]\nimages:\n  - {location: x.png, label: b}\n")
+    bad.write_text("classes: [a]\nimages:\n  - {location: x.png, label: 4}\n")
     result = run("data", "split", bad, "--parts", 1, "--out", tmp_path / "out")
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
     assert len(lines) == 1
-    assert lines[0].startswith(f"error: {bad}: images[0].label: unknown class 'b'")
+    assert lines[0].startswith(f"error: {bad}: images[0].label: class index 4 out of range")
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
+from distml.cli.options import allow_root_option
 from distml.cli.output import make_console
 from distml.data import dtd, sources, split, synth
 
@@ -42,12 +43,17 @@ def synth_command(kind: str, images: int | None, out_dir: Path, size: int, seed:
 
 @data.command("info")
 @click.argument("dataset_file", type=click.Path(path_type=Path))
-@click.option("--check-files", is_flag=True, help="Also check that every image and ground-truth file exists.")
-def info_command(dataset_file: Path, check_files: bool) -> None:
+@click.option(
+    "--check-files",
+    is_flag=True,
+    help="Also check that every image and ground-truth file is a regular file inside the allowed folders.",
+)
+@allow_root_option
+def info_command(dataset_file: Path, check_files: bool, allow_roots: tuple[str, ...]) -> None:
     """Validate a DTD YAML file and summarize it."""
     dataset = dtd.read_dataset(dataset_file)
     if check_files:
-        dtd.check_files(dataset, where=str(dataset_file))
+        dtd.check_files(dataset, where=str(dataset_file), allow_roots=allow_roots)
     _print_info(dataset, dataset_file)
     if check_files:
         console.print("all image files present")
@@ -63,12 +69,13 @@ def info_command(dataset_file: Path, check_files: bool) -> None:
     required=True,
     help="Folder for part-000-<name>.yml ...",
 )
-def split_command(dataset_file: Path, parts: int, out_dir: Path) -> None:
+@allow_root_option
+def split_command(dataset_file: Path, parts: int, out_dir: Path, allow_roots: tuple[str, ...]) -> None:
     """Split a DTD dataset into N parts that keep its training/validation/test proportions."""
     started = time.perf_counter()
     dataset = dtd.read_dataset(dataset_file)
     pieces = split.split_dataset(dataset, parts)
-    infos = split.write_parts(dataset, pieces, out_dir)
+    infos = split.write_parts(dataset, pieces, out_dir, allow_roots=allow_roots)
     print_parts(dataset, infos, out_dir)
     console.print(f"done in {time.perf_counter() - started:.1f} s")
 
@@ -86,13 +93,18 @@ def split_command(dataset_file: Path, parts: int, out_dir: Path) -> None:
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--no-copy", is_flag=True, help="dtd: keep images where they are (shared volume); write absolute paths.")
-def load_command(source: str, out_dir: Path, images: int, size: int, seed: int, no_copy: bool) -> None:
+@allow_root_option
+def load_command(
+    source: str, out_dir: Path, images: int, size: int, seed: int, no_copy: bool, allow_roots: tuple[str, ...]
+) -> None:
     """Load SOURCE into a self-contained folder, as the load_data component does.
 
     SOURCE is one of dtd:PATH, npz:PATH, sklearn:digits, synthetic:lesions, synthetic:digits,
     keras:mnist, keras:fashion_mnist, keras:imdb (the keras ones download).
     """
-    info = sources.load_data(source, out_dir, images=images, size=size, seed=seed, copy_files=not no_copy)
+    info = sources.load_data(
+        source, out_dir, images=images, size=size, seed=seed, copy_files=not no_copy, allow_roots=allow_roots
+    )
     counts = ", ".join(f"{k} {v}" for k, v in info.counts.items())
     console.print(f"{info.source} -> {out_dir} ({info.format}, {info.task}: {counts})")
 

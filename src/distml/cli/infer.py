@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 
+from distml.cli.options import allow_root_option
+
 BACKENDS = ("onnxruntime", "ecvl")
 
 
@@ -23,6 +25,7 @@ BACKENDS = ("onnxruntime", "ecvl")
 @click.option("--save-images", is_flag=True, help="Write batch_<b>_<i>_gt/output/overlay.png (segmentation).")
 @click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
               help="CPU threads per shard (0: the runtime's default, all cores).")
+@allow_root_option
 def infer(
     backend: str,
     model: str,
@@ -32,6 +35,7 @@ def infer(
     batch_size: int,
     save_images: bool,
     threads: int,
+    allow_roots: tuple[str, ...],
 ) -> None:
     """Run MODEL over one split of a part file and write the shard's metrics."""
     from distml.data.dtd import read_dataset
@@ -53,6 +57,7 @@ def infer(
         save_images=save_images,
         threads=threads,
         progress=progress,
+        allow_roots=allow_roots,
     )
     click.echo(f"{_headline(result)} in {result['seconds']:.2f}s ({result.get('provider')}) -> {out_dir}")
 

@@ -49,3 +49,14 @@ def node_selector_callback(_ctx: click.Context, _param: click.Parameter, values:
 
 def tolerations_callback(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> list[Any]:
     return [parse_toleration(value) for value in values]
+
+
+#: ``--allow-root DIR`` (repeatable): a folder outside a dataset's own that its locations may point into.
+allow_root_option = click.option(
+    "--allow-root",
+    "allow_roots",
+    multiple=True,
+    type=click.Path(file_okay=False, exists=True),
+    help="A folder outside the dataset's own whose files its locations may name (repeatable; "
+    "symlinks are resolved first). Default: only the dataset's folder.",
+)

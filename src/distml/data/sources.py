@@ -26,11 +26,11 @@ import numpy as np
 from distml.data.dtd import Dataset, Image, read_dataset, write_dataset
 from distml.data.split import part_sizes
 from distml.data.synth import DATASET_FILE, synth_digits, synth_lesions
+from distml.data.trust import METADATA_FILE, check_locations, entry_inside, read_json
 from distml.errors import DatasetError
 from distml.staging import staged_folder
 from distml.tfkeras import use_tf_keras
 
-METADATA_FILE = "metadata.json"
 ARRAYS_FILE = "data.npz"
 SOURCES = (
     "dtd:PATH",
@@ -60,6 +60,8 @@ class ArtifactInfo:
     task: str  # "classification" or "segmentation"
     classes: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+    #: Folders outside this one that the dataset's locations may point into (allowed at load time).
+    roots: list[str] = field(default_factory=list)
 
 
 def load_data(
@@ -70,17 +72,20 @@ def load_data(
     size: int = 64,
     seed: int = 0,
     copy_files: bool = True,
+    allow_roots: list[str | os.PathLike[str]] | tuple = (),
 ) -> ArtifactInfo:
     """Load ``source`` into ``out_dir`` (created; must be absent or empty).
 
     ``images``, ``size`` and ``seed`` shape the synthetic sources. ``copy_files=False``
     keeps a DTD's images where they are (a shared PVC) and writes absolute paths.
+    A DTD's locations must be regular files inside its folder or under ``allow_roots``
+    (distml.data.trust).
     """
     scheme, _, rest = source.partition(":")
     out = Path(out_dir)
     with staged_folder(out, what="output folder") as staging:
         if scheme == "dtd" and rest:
-            info = _load_dtd(Path(rest), staging, copy_files=copy_files)
+            info = _load_dtd(Path(rest), staging, copy_files=copy_files, allow_roots=allow_roots)
         elif scheme == "npz" and rest:
             info = _save_arrays(_read_npz(Path(rest)), staging, source=source, name=Path(rest).stem)
         elif source == "sklearn:digits":
@@ -102,16 +107,23 @@ def load_data(
 
 
 def read_info(folder: str | os.PathLike[str]) -> ArtifactInfo:
-    """Read ``metadata.json`` of a folder written by load_data."""
+    """Read ``metadata.json`` of a folder written by load_data (its ``file`` must lie inside the folder)."""
     path = Path(folder) / METADATA_FILE
-    try:
-        return ArtifactInfo(**json.loads(path.read_text(encoding="utf-8")))
-    except FileNotFoundError:
+    if not path.is_file():
         raise DatasetError(
             "not a loaded-data folder (no metadata.json)",
             where=str(folder),
             hint="Create it with `distml data load SOURCE --out DIR` or the load_data component.",
-        ) from None
+        )
+    content = read_json(path)
+    try:
+        info = ArtifactInfo(**content) if isinstance(content, dict) else None
+    except TypeError:
+        info = None
+    if info is None:
+        raise DatasetError("not the metadata of a loaded-data folder", where=str(path))
+    entry_inside(folder, info.file, where=f"{path}: file")
+    return info
 
 
 def load_arrays(folder: str | os.PathLike[str]) -> dict[str, np.ndarray]:
@@ -125,7 +137,7 @@ def load_arrays(folder: str | os.PathLike[str]) -> dict[str, np.ndarray]:
         return {key: data[key] for key in data.files}
 
 
-def _dtd_info(dataset: Dataset, source: str) -> ArtifactInfo:
+def _dtd_info(dataset: Dataset, source: str, *, roots: list[str] | None = None) -> ArtifactInfo:
     return ArtifactInfo(
         format="dtd",
         file=DATASET_FILE,
@@ -134,61 +146,50 @@ def _dtd_info(dataset: Dataset, source: str) -> ArtifactInfo:
         task="segmentation" if dataset.is_segmentation else "classification",
         classes=list(dataset.classes),
         counts={"images": len(dataset.images), **dataset.split_sizes()},
+        roots=roots or [],
     )
 
 
-def _load_dtd(path: Path, staging: Path, *, copy_files: bool) -> ArtifactInfo:
+def _load_dtd(path: Path, staging: Path, *, copy_files: bool, allow_roots) -> ArtifactInfo:
     dataset = read_dataset(path)
+    # The source is untrusted: only its folder and the roots the user named, never roots it records.
+    check_locations(dataset, allow_roots=allow_roots, read=True, recorded=False, where=str(path))
     source = f"dtd:{path}"
+    roots = [os.path.realpath(r) for r in allow_roots]
     if not copy_files:
         dataset.images = [_absolute(image, dataset) for image in dataset.images]
         dataset.root = staging
         write_dataset(dataset, staging / DATASET_FILE)
-        return _dtd_info(dataset, source)
+        return _dtd_info(dataset, source, roots=[os.path.realpath(path.parent), *roots])
     copied: dict[str, str] = {}
 
     def copy(location: str) -> str:
         if location not in copied:
-            src = dataset.resolve(location)
+            # check_locations has resolved symlinks and found a regular file: copy that file.
+            src = Path(os.path.realpath(dataset.resolve(location)))
             relative = Path(location)
             inside = not relative.is_absolute() and ".." not in relative.parts
             target = relative if inside else Path("external") / f"{len(copied):06d}_{src.name}"
-            try:
-                (staging / target).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(src, staging / target)
-            except FileNotFoundError:
-                raise DatasetError(
-                    f"image file {location} does not exist",
-                    where=str(path),
-                    hint=f"Paths are relative to {path.parent}; fix the path or restore the file.",
-                ) from None
+            (staging / target).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, staging / target)
             copied[location] = target.as_posix()
         return copied[location]
 
-    seg = dataset.is_segmentation
-    dataset.images = [
-        Image(copy(image.location), _map_paths(image.label, copy) if seg else image.label, image.values)
-        for image in dataset.images
-    ]
+    dataset.images = [_map_locations(image, dataset, copy) for image in dataset.images]
     dataset.root = staging
     write_dataset(dataset, staging / DATASET_FILE)
     return _dtd_info(dataset, source)
 
 
-def _map_paths(label, fn):
-    if isinstance(label, str):
-        return fn(label)
-    if isinstance(label, list):
-        return [fn(x) if isinstance(x, str) else x for x in label]
-    return label
+def _map_locations(image: Image, dataset: Dataset, fn) -> Image:
+    """``image`` with every plane and its ground-truth path passed through ``fn``."""
+    location = [fn(plane) for plane in image.location] if isinstance(image.location, list) else fn(image.location)
+    label = fn(image.label) if dataset.label_path(image) is not None else image.label
+    return Image(location, label, image.values)
 
 
 def _absolute(image: Image, dataset: Dataset) -> Image:
-    def absolute(location: str) -> str:
-        return str(dataset.resolve(location).resolve())
-
-    label = _map_paths(image.label, absolute) if dataset.is_segmentation else image.label
-    return Image(absolute(image.location), label, image.values)
+    return _map_locations(image, dataset, lambda location: os.path.realpath(dataset.resolve(location)))
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:

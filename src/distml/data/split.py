@@ -33,11 +33,12 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from distml.data.dtd import Dataset, dumps_dataset
+from distml.data.dtd import Dataset, dumps_dataset_and_scan
+from distml.data.trust import MANIFEST_FILE, check_locations, entry_inside, read_json, recorded_roots
 from distml.errors import DatasetError
 
 #: The file listing the parts of a split, beside them (also a KFP ParallelFor input).
-MANIFEST = "parts.json"
+MANIFEST = MANIFEST_FILE
 
 
 @dataclass(frozen=True)
@@ -149,32 +150,52 @@ def _file_safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "dataset"
 
 
-def write_parts(dataset: Dataset, parts: list[Dataset], out_dir: str | os.PathLike[str]) -> list[PartInfo]:
+def write_parts(
+    dataset: Dataset,
+    parts: list[Dataset],
+    out_dir: str | os.PathLike[str],
+    *,
+    allow_roots: list[str | os.PathLike[str]] | tuple = (),
+) -> list[PartInfo]:
     """Write the parts and ``parts.json`` into ``out_dir``, all or nothing.
 
-    Files are written in a temporary folder inside ``out_dir`` and moved into place only
-    when all are written; part files of an earlier split of the same dataset that this one
-    does not overwrite are removed, so the folder never mixes two runs.
+    Locations must stay inside the dataset's folder or ``allow_roots`` (checked by name:
+    distml.data.trust). Only files this command wrote may be replaced: the part files listed
+    in ``parts.json`` by an earlier split of the same dataset (those this run does not
+    overwrite are removed, so the folder never mixes two runs). Any other existing file of
+    the same name, another dataset's parts.json, or the input itself is refused. Files are
+    written in a temporary folder inside ``out_dir`` and moved into place when all are written.
     """
     out = Path(out_dir)
+    filenames = [part_filename(dataset.name, p) for p in range(len(parts))]
+    previous = _previous_parts(out, dataset.name)
+    _refuse_foreign_targets(dataset, out, filenames, previous)
+    roots = [os.path.relpath(os.path.abspath(dataset.root), os.path.abspath(out))]
+    roots += [os.path.abspath(r) for r in allow_roots]
+    if dataset.source is not None:
+        roots += [r for r in recorded_roots(dataset.source) if r not in roots]
     out.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".split-", dir=out))
     try:
         infos = []
-        for p, part in enumerate(parts):
-            filename = part_filename(dataset.name, p)
+        all_plain = True
+        for p, (part, filename) in enumerate(zip(parts, filenames, strict=True)):
             # Paths are rewritten for the folder the part ends up in, not the staging one.
-            text = dumps_dataset(part, relocate_to=out)
+            text, plain = dumps_dataset_and_scan(part, relocate_to=out)
+            all_plain = all_plain and plain
             (staging / filename).write_text(text, encoding="utf-8")
             infos.append(PartInfo(p, filename, len(part.images), part.split_sizes()))
+        if not all_plain:  # some path is absolute, a URL or holds `..`: check them all, by name
+            check_locations(dataset, allow_roots=allow_roots)
         manifest = {
             "dataset": dataset.name,
             "parts": [info.__dict__ for info in infos],
+            # The folders the parts' locations were checked against, for the readers (trust.py).
+            "roots": roots,
         }
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        stale = set(out.glob(f"part-*-{_file_safe(dataset.name)}.yml")) - {out / i.file for i in infos}
-        for path in stale:
-            path.unlink()
+        for path in previous - {out / name for name in filenames}:
+            path.unlink(missing_ok=True)
         for info in infos:
             os.replace(staging / info.file, out / info.file)
         os.replace(staging / MANIFEST, out / MANIFEST)
@@ -183,13 +204,60 @@ def write_parts(dataset: Dataset, parts: list[Dataset], out_dir: str | os.PathLi
     return infos
 
 
+def _previous_parts(out: Path, name: str) -> set[Path]:
+    """The part files an earlier split of dataset ``name`` wrote here (its parts.json), if any."""
+    if not (out / MANIFEST).is_file():
+        return set()
+    content = read_json(out / MANIFEST)
+    owner = content.get("dataset") if isinstance(content, dict) else None
+    if owner != name:
+        raise DatasetError(
+            f"holds the parts of another dataset ({owner!r}, see {MANIFEST})",
+            where=str(out),
+            hint="Split into another folder, or remove those parts first (cleanup_parts).",
+        )
+    return {out / info.file for info in read_manifest(out)}
+
+
+def _refuse_foreign_targets(dataset: Dataset, out: Path, filenames: list[str], previous: set[Path]) -> None:
+    """Replace only what an earlier split wrote, and never the input file."""
+    targets = {out / name for name in filenames} | previous | {out / MANIFEST}
+    if dataset.source is not None and dataset.source.exists():
+        source = dataset.source.resolve()
+        if any(target.exists() and target.resolve() == source for target in targets):
+            raise DatasetError(
+                f"the input {dataset.source} would be replaced or removed by this split",
+                where=str(out),
+                hint="Split into another folder.",
+            )
+    for name in filenames:
+        target = out / name
+        if (target.exists() or target.is_symlink()) and target not in previous:
+            raise DatasetError(
+                f"{name} exists and was not written by a split of {dataset.name!r} here",
+                where=str(out),
+                hint="Split into another folder, or move that file away.",
+            )
+
+
 def read_manifest(parts_dir: str | os.PathLike[str]) -> list[PartInfo]:
-    """The parts written by write_parts, in order."""
-    path = Path(parts_dir) / MANIFEST
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    """The parts written by write_parts, in order; entries that leave the folder are refused."""
+    folder = Path(parts_dir)
+    path = folder / MANIFEST
+    if not path.is_file():
         raise DatasetError(
             "no parts.json here", where=str(parts_dir), hint="Split a dataset into it with `distml data split`."
-        ) from None
-    return [PartInfo(**entry) for entry in manifest["parts"]]
+        )
+    content = read_json(path)
+    entries = content.get("parts") if isinstance(content, dict) else None
+    if not isinstance(entries, list):
+        raise DatasetError("`parts` must be a list of parts", where=str(path))
+    infos = []
+    for k, entry in enumerate(entries):
+        try:
+            info = PartInfo(**entry)
+        except TypeError:
+            raise DatasetError(f"parts[{k}] is not a part entry", where=str(path)) from None
+        entry_inside(folder, info.file, where=f"{path}: parts[{k}].file")
+        infos.append(info)
+    return infos

@@ -16,13 +16,14 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image as PILImage
 
+from distml.data.trust import check_locations
 from distml.errors import DistmlError
 from distml.inference.backends import Backend, Batch, create_backend, select_images
 from distml.inference.metrics import SEGMENTATION, THRESHOLD, ClassificationMetrics, SegmentationMetrics
@@ -44,15 +45,19 @@ def run_inference(
     save_images: bool = False,
     threads: int = 0,
     progress: Progress | None = None,
+    allow_roots: Iterable[str | os.PathLike[str]] = (),
 ) -> dict[str, Any]:
     """Infer one split of a part file; write ``out_dir`` (metrics.json, images); return the metrics.
 
     ``backend`` is a name (then ``model`` is loaded) or a ready Backend (``model`` ignored).
+    The images read must be regular files inside the part's folder, the roots its split
+    recorded (parts.json) or ``allow_roots`` (distml.data.trust).
     """
     if batch_size < 1:
         raise DistmlError(f"batch size must be at least 1 (got {batch_size})")
     out = Path(out_dir)
     selection = select_images(part_file, split)
+    check_locations(selection.dataset, allow_roots=allow_roots, read=True, indices=selection.indices)
     runner = create_backend(backend, model, threads=threads) if isinstance(backend, str) else backend
     if selection.task == SEGMENTATION:
         metrics: SegmentationMetrics | ClassificationMetrics = SegmentationMetrics()
