@@ -31,14 +31,16 @@ def serve_command(model_dir: Path, name: str, port: int) -> None:
 
 
 def _serve(model_dir: Path, name: str, port: int) -> None:
-    from distml.serving.local import make_kserve_model, run_server
+    from distml.serving.local import make_kserve_models, run_server
 
-    model = make_kserve_model(model_dir, name)
+    models = make_kserve_models(model_dir, name)
+    v2 = ", ".join(f"http://127.0.0.1:{port}/v2/models/{model.name}/infer" for model in models)
     console.print(
-        f"serving {model_dir} as {name!r} on port {port} ({model.predictor.backend}); "
-        f'POST http://127.0.0.1:{port}/v1/models/{name}:predict with {{"instances": [...]}}'
+        f"serving {model_dir} as {name!r} on port {port} ({models[0].predictor.backend}); "
+        f'POST http://127.0.0.1:{port}/v1/models/{name}:predict with {{"instances": [...]}}; V2: {v2}',
+        markup=False,
     )
-    run_server(model, port)
+    run_server(models, port)
 
 
 @click.command("deploy")

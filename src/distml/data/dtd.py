@@ -166,9 +166,7 @@ def _string_list(value: Any, where: str, fieldname: str) -> list[str]:
 
 def _parse_images(raw: Any, classes: list[str], features: list[str], where: str) -> list[Image]:
     if not isinstance(raw, list):
-        raise DatasetError(
-            "must be a list of image paths or mappings with `location`", where=f"{where}: images"
-        )
+        raise DatasetError("must be a list of image paths or mappings with `location`", where=f"{where}: images")
     class_set = frozenset(classes)
     n_classes = len(classes)
     feature_set = frozenset(features)
@@ -180,9 +178,7 @@ def _parse_images(raw: Any, classes: list[str], features: list[str], where: str)
             append(Image(item))
             continue
         if kind is not dict:
-            raise DatasetError(
-                "must be a path string or a mapping with `location`", where=f"{where}: images[{i}]"
-            )
+            raise DatasetError("must be a path string or a mapping with `location`", where=f"{where}: images[{i}]")
         location = item.get("location")
         label = item.get("label")
         values = item.get("values")
@@ -263,9 +259,7 @@ def _parse_split(raw: Any, n_images: int, where: str) -> dict[str, list[int]] | 
         array = np.asarray(indices) if indices else np.zeros(0, dtype=np.int64)
         # numpy reads `true` among integers as 1: look for booleans by type.
         if array.dtype.kind not in "iu" or array.ndim != 1 or any(type(x) is bool for x in indices):
-            bad = next(
-                (j for j, x in enumerate(indices) if isinstance(x, bool) or not isinstance(x, int)), 0
-            )
+            bad = next((j for j, x in enumerate(indices) if isinstance(x, bool) or not isinstance(x, int)), 0)
             raise DatasetError(f"{indices[bad]!r} is not an image index", where=f"{fieldname}[{bad}]")
         out_of_range = np.flatnonzero((array < 0) | (array >= n_images))
         if out_of_range.size:
@@ -279,9 +273,7 @@ def _parse_split(raw: Any, n_images: int, where: str) -> dict[str, list[int]] | 
     return split
 
 
-def _check_not_listed_twice(
-    array: np.ndarray, seen: np.ndarray, k: int, names: list[Any], fieldname: str
-) -> None:
+def _check_not_listed_twice(array: np.ndarray, seen: np.ndarray, k: int, names: list[Any], fieldname: str) -> None:
     previous = seen[array]
     clash = np.flatnonzero(previous >= 0)
     if clash.size:
@@ -384,8 +376,10 @@ def _image_entry(image: Image, relocate, segmentation: bool) -> str:
     if image.label is not None:
         label = image.label
         if segmentation:
-            label = [relocate(x) if isinstance(x, str) else x for x in label] if isinstance(label, list) else (
-                relocate(label) if isinstance(label, str) else label
+            label = (
+                [relocate(x) if isinstance(x, str) else x for x in label]
+                if isinstance(label, list)
+                else (relocate(label) if isinstance(label, str) else label)
             )
         entry += f"\n    label: {_scalar_or_flow(label)}"
     if image.values is not None:
