@@ -31,8 +31,12 @@ def sharded_inference_pipeline(model_uri: str):
         parts = split_dataset(dataset=loaded.outputs["dataset"], num_parts=num_parts)
         with dsl.ParallelFor(parts.outputs["Output"]) as part:
             shard = infer_shard(
-                model=model.output, parts=parts.outputs["parts"], dataset=loaded.outputs["dataset"],
-                part=part, split=split, batch_size=4,
+                model=model.output,
+                parts=parts.outputs["parts"],
+                dataset=loaded.outputs["dataset"],
+                part=part,
+                split=split,
+                batch_size=4,
             )
         gathered = gather_metrics(shards=dsl.Collected(shard.outputs["shard"]))
         cleanup_parts(parts=parts.outputs["parts"]).after(gathered).ignore_upstream_failure()

@@ -88,7 +88,7 @@ class Toleration:
     def parse(cls, text: str) -> Toleration:
         """The command line's ``KEY[=VALUE]:EFFECT``: ``KEY=VALUE`` is operator Equal, a bare ``KEY`` Exists."""
         match = re.fullmatch(r"([^=:]+)(?:=([^:]*))?:(\w+)", text)
-        if not match:
+        if not match or match.group(3) not in EFFECTS:
             raise DistmlError(
                 f"bad toleration {text!r}",
                 hint=f"Write {CLI_FORM} with EFFECT one of {', '.join(EFFECTS)} (e.g. nvidia.com/gpu:NoSchedule).",
