@@ -63,7 +63,13 @@ def _serve(model_dir: Path, name: str, port: int) -> None:
     type=click.Choice(["tensorflow", "onnx"]),
     default="tensorflow",
     show_default=True,
-    help="Predictor: TF Serving (model/1 SavedModel) or the ONNX runtime (model.onnx).",
+    help="Predictor: TF Serving (model/1 SavedModel) or Triton (the Model folder's triton/ repository).",
+)
+@click.option(
+    "--runtime-version",
+    default=None,
+    help="Serving runtime image tag (runtimeVersion) [tensorflow: TF Serving 2.20.0, -gpu added with --gpus; "
+    "onnx: KServe's Triton].",
 )
 @click.option("--gpus", type=click.IntRange(min=0), default=0, show_default=True, help="GPUs per replica.")
 @click.option("--cpu", default="1", show_default=True, help="CPU request and limit per replica.")
@@ -101,7 +107,11 @@ def _serve(model_dir: Path, name: str, port: int) -> None:
     default=None,
     help="Traffic share of the new revision (the previous one keeps the rest).",
 )
-@click.option("--service-account", default=None, help="Service account of the predictor (storage credentials).")
+@click.option(
+    "--service-account",
+    default=None,
+    help="Service account of the predictor; needed for s3:// (its secret holds the keys and endpoint).",
+)
 @click.option("--namespace", default=None, help="Namespace [the pod's or the kubeconfig context's].")
 @click.option(
     "--timeout",
@@ -120,6 +130,7 @@ def deploy_command(
     model_dir: Path | None,
     port: int,
     model_format: str,
+    runtime_version: str | None,
     gpus: int,
     cpu: str,
     memory: str,
@@ -157,6 +168,7 @@ def deploy_command(
         storage_uri=storage_uri,
         namespace=namespace or kube.current_namespace(),  # the dry run shows what a deploy would write
         model_format=model_format,
+        runtime_version=runtime_version,
         gpus=gpus,
         cpu=cpu,
         memory=memory,

@@ -34,6 +34,7 @@ from kfp.dsl.graph_component import GraphComponent
 from distml import __version__
 from distml import pipelines as registry
 from distml.errors import DistmlError
+from distml.tolerations import tolerations_from_dicts
 
 FINAL_RUN_STATES = frozenset({"SUCCEEDED", "FAILED", "SKIPPED", "CANCELED"})
 PROBE_TIMEOUT_S = 5.0
@@ -125,7 +126,11 @@ def parse_params(pipeline: GraphComponent, items: Iterable[str]) -> dict[str, An
 
 
 def check_arguments(pipeline: GraphComponent, arguments: Mapping[str, Any]) -> None:
-    """Unknown names and missing required parameters, caught before anything runs."""
+    """Unknown names, missing required parameters and bad tolerations, caught before anything runs.
+
+    A ``*tolerations`` list reaches KFP task pods unchecked (kfp.kubernetes passes it to the pod as
+    it is), so it is checked here by the rules the train and deploy steps apply (distml.tolerations).
+    """
     specs = pipeline.component_spec.inputs
     unknown = sorted(set(arguments) - set(specs))
     if unknown:
@@ -135,6 +140,9 @@ def check_arguments(pipeline: GraphComponent, arguments: Mapping[str, Any]) -> N
     missing = sorted(name for name, spec in specs.items() if not spec.optional and name not in arguments)
     if missing:
         raise DistmlError(f"{pipeline.name} needs {', '.join(missing)}", hint="Give them with --param KEY=VALUE")
+    for name, value in arguments.items():
+        if name.endswith("tolerations"):
+            tolerations_from_dicts(value, where=name)
 
 
 # --- compile ----------------------------------------------------------------------------------
