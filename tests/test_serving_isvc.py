@@ -87,14 +87,17 @@ def test_full_gpu_manifest_matches_the_crd(schema):
 
 @pytest.mark.parametrize("uri", ["s3://bucket/models/m1", "gs://bucket/m1", "pvc://claim/m1"])
 def test_onnx_cpu_manifest_matches_the_crd(schema, uri):
-    manifest = to_dict(build_inference_service(ServingSpec(name="m1", storage_uri=uri, model_format="onnx")))
+    spec = ServingSpec(name="m1", storage_uri=uri, model_format="onnx", service_account="distml-serving")
+    manifest = to_dict(build_inference_service(spec))
     schema.validate(manifest)
     model = manifest["spec"]["predictor"]["model"]
-    assert model["storageUri"] == uri and model["protocolVersion"] == "v2" and model["modelFormat"]["name"] == "onnx"
+    assert model["storageUri"] == f"{uri}/triton"  # the Model folder's Triton repository
+    assert model["protocolVersion"] == "v2" and model["modelFormat"]["name"] == "onnx"
     assert "nvidia.com/gpu" not in model["resources"]["limits"]
     assert not {"nodeSelector", "tolerations", "canaryTrafficPercent", "scaleMetric"} & set(
         manifest["spec"]["predictor"]
     )
+    assert "runtimeVersion" not in model  # KServe's own Triton release
 
 
 def test_storage_uri_of_each_format():
@@ -144,7 +147,13 @@ def test_option_parsers():
 def test_cli_dry_run_prints_the_manifest_and_calls_no_api(schema, monkeypatch, tmp_path):
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-such-kubeconfig"))
     args = ["deploy", "--target", "kserve", "--name", "digits", "--storage-uri", "s3://bucket/best"]
+    no_account = CliRunner().invoke(main, [*args, "--dry-run"])
+    assert no_account.exit_code == 1 and "no service account gives the predictor its keys" in no_account.output
     args += [
+        "--service-account",
+        "distml-serving",
+        "--runtime-version",
+        "24.08-py3",
         "--format",
         "onnx",
         "--gpus",
@@ -161,6 +170,8 @@ def test_cli_dry_run_prints_the_manifest_and_calls_no_api(schema, monkeypatch, t
     schema.validate(manifest)
     assert manifest["metadata"]["namespace"] == "ml"
     assert manifest["spec"]["predictor"]["canaryTrafficPercent"] == 10
+    assert manifest["spec"]["predictor"]["serviceAccountName"] == "distml-serving"
+    assert manifest["spec"]["predictor"]["model"]["runtimeVersion"] == "24.08-py3"
 
     bad = CliRunner().invoke(main, [*args[:-1], "--toleration", "broken", "--dry-run"])
     assert bad.exit_code == 2 and "KEY[=VALUE]:EFFECT" in bad.output
