@@ -19,9 +19,13 @@ def _json(body: dict) -> Response:
     return Response(json.dumps(body), content_type="application/json")
 
 
-def serve_single_user(server: HTTPServer) -> HTTPServer:
-    """Health, as a single-user install answers it: what every client session asks first."""
-    server.expect_request(f"{API}/healthz").respond_with_json({"multi_user": False, "pipeline_store": "database"})
+def serve_single_user(server: HTTPServer, tag_name: str = "2.17.0") -> HTTPServer:
+    """Health, as a single-user install of KFP TAG_NAME answers it: what every client session asks first.
+
+    The fields are the API server's (kubeflow/pipelines 2.17.0 backend/src/apiserver/main.go:465-490).
+    """
+    health = {"commit_sha": "abc1234", "tag_name": tag_name, "multi_user": False, "pipeline_store": "database"}
+    server.expect_request(f"{API}/healthz").respond_with_json(health)
     return server
 
 

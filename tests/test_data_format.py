@@ -163,8 +163,9 @@ names = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_si
     data=st.data(),
 )
 def test_parse_write_parse_is_identity(tmp_path_factory, classes, locations, data):
-    labels = [data.draw(st.one_of(st.none(), st.sampled_from(classes), st.integers(0, len(classes) - 1)))
-              for _ in locations]
+    labels = [
+        data.draw(st.one_of(st.none(), st.sampled_from(classes), st.integers(0, len(classes) - 1))) for _ in locations
+    ]
     order = data.draw(st.permutations(range(len(locations))))
     cut = data.draw(st.integers(0, len(locations)))
     dataset = Dataset(

@@ -49,17 +49,28 @@ def test_npz_source_is_checked(tmp_path):
     np.savez(tmp_path / "xy.npz", x=np.zeros((4, 2)), y=np.zeros(4))
     with pytest.raises(DatasetError, match="no train/test split"):
         load_data(f"npz:{tmp_path / 'xy.npz'}", tmp_path / "out")
-    np.savez(tmp_path / "ok.npz", x_train=np.zeros((4, 2)), y_train=np.arange(4), x_test=np.ones((2, 2)),
-             y_test=np.arange(2))
+    np.savez(
+        tmp_path / "ok.npz", x_train=np.zeros((4, 2)), y_train=np.arange(4), x_test=np.ones((2, 2)), y_test=np.arange(2)
+    )
     assert load_data(f"npz:{tmp_path / 'ok.npz'}", tmp_path / "out").counts == {"train": 4, "test": 2}
 
 
 def test_npz_classes_cover_every_label_index_of_both_splits(tmp_path):
-    np.savez(tmp_path / "gaps.npz", x_train=np.zeros((3, 2)), y_train=np.array([0, 2, 2]), x_test=np.zeros((2, 2)),
-             y_test=np.array([4, 0]))
+    np.savez(
+        tmp_path / "gaps.npz",
+        x_train=np.zeros((3, 2)),
+        y_train=np.array([0, 2, 2]),
+        x_test=np.zeros((2, 2)),
+        y_test=np.array([4, 0]),
+    )
     assert load_data(f"npz:{tmp_path / 'gaps.npz'}", tmp_path / "gaps").classes == ["0", "1", "2", "3", "4"]
-    np.savez(tmp_path / "neg.npz", x_train=np.zeros((2, 2)), y_train=np.array([0, -1]), x_test=np.zeros((1, 2)),
-             y_test=np.array([0]))
+    np.savez(
+        tmp_path / "neg.npz",
+        x_train=np.zeros((2, 2)),
+        y_train=np.array([0, -1]),
+        x_test=np.zeros((1, 2)),
+        y_test=np.array([0]),
+    )
     with pytest.raises(DatasetError, match="0-based indices, found -1"):
         load_data(f"npz:{tmp_path / 'neg.npz'}", tmp_path / "neg")
     assert not (tmp_path / "neg").exists()

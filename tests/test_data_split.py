@@ -141,6 +141,9 @@ def test_rerun_with_fewer_parts_removes_stale_parts(tmp_path):
 def test_dataset_without_split_is_cut_by_position(tmp_path):
     dataset = Dataset(name="nosplit", images=[Image(f"{i}.png") for i in range(7)], root=tmp_path)
     parts = split_dataset(dataset, 3)
-    assert [[im.location for im in p.images] for p in parts] == [["0.png", "1.png"], ["2.png", "3.png"],
-                                                                   ["4.png", "5.png", "6.png"]]
+    assert [[im.location for im in p.images] for p in parts] == [
+        ["0.png", "1.png"],
+        ["2.png", "3.png"],
+        ["4.png", "5.png", "6.png"],
+    ]
     assert all(p.split is None for p in parts)

@@ -127,6 +127,7 @@ def test_patch_waits_for_the_generation_it_wrote(httpserver, api):
         "spec": {
             "predictor": {
                 "model": {
+                    "runtimeVersion": "2.20.0",  # was 2.20.0-gpu: the GPU build goes with the GPU
                     "storageUri": "pvc://models/better/model",
                     "resources": {"limits": {"nvidia.com/gpu": None}, "requests": {"nvidia.com/gpu": None}},
                 },

@@ -92,8 +92,12 @@ def write_shard(folder: Path, *, images: int, iou_sum: float, task: str = "segme
     if task == "segmentation":
         metrics |= {"iou_sum": iou_sum, "miou": iou_sum / images}
     else:
-        metrics |= {"classes": ["0", "1"], "confusion_matrix": [[images, 0], [0, 0]], "correct": images,
-                    "accuracy": 1.0}
+        metrics |= {
+            "classes": ["0", "1"],
+            "confusion_matrix": [[images, 0], [0, 0]],
+            "correct": images,
+            "accuracy": 1.0,
+        }
     (folder / "metrics.json").write_text(json.dumps(metrics))
     for i in range(saved):
         for kind in ("image", "gt", "output", "overlay"):

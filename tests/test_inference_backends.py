@@ -31,8 +31,13 @@ def models(tmp_path_factory):
     lesion, lesion_folder = lesion_model_folder(root)
     digits, digits_folder = digits_model_folder(root)
     nchw = keras_to_onnx(lesion, root / "lesion-nchw.onnx", inputs_as_nchw=True)
-    return {"lesion": lesion, "lesion_folder": lesion_folder, "lesion_nchw": nchw,
-            "digits": digits, "digits_folder": digits_folder}
+    return {
+        "lesion": lesion,
+        "lesion_folder": lesion_folder,
+        "lesion_nchw": nchw,
+        "digits": digits,
+        "digits_folder": digits_folder,
+    }
 
 
 def write_split(dataset_file: Path, parts: int, out: Path) -> list[Path]:
@@ -46,16 +51,22 @@ def lesions(tmp_path_factory):
     """33 lesions at the model's size (test split: 7 images), cut into 1 and into 3 parts."""
     root = tmp_path_factory.mktemp("lesions")
     dataset_file = synth_lesions(root / "data", images=33, size=LESION_SIZE, seed=3)
-    return {"file": dataset_file, "whole": write_split(dataset_file, 1, root / "p1"),
-            "thirds": write_split(dataset_file, 3, root / "p3")}
+    return {
+        "file": dataset_file,
+        "whole": write_split(dataset_file, 1, root / "p1"),
+        "thirds": write_split(dataset_file, 3, root / "p3"),
+    }
 
 
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory):
     root = tmp_path_factory.mktemp("digits")
     dataset_file = synth_digits(root / "data", images=150, seed=1)
-    return {"file": dataset_file, "whole": write_split(dataset_file, 1, root / "p1"),
-            "thirds": write_split(dataset_file, 3, root / "p3")}
+    return {
+        "file": dataset_file,
+        "whole": write_split(dataset_file, 1, root / "p1"),
+        "thirds": write_split(dataset_file, 3, root / "p3"),
+    }
 
 
 def infer_parts(model, parts: list[Path], out: Path, *, batch_size: int) -> list[Path]:
@@ -92,8 +103,18 @@ def test_parts_without_test_images_give_empty_shards_and_gather_still_equals_uns
     assert gathered["images"] == whole["images"] == 7
     assert gathered["miou"] == pytest.approx(whole["miou"], abs=1e-6)
     empty = shards[counts.index(0)]
-    cli = CliRunner().invoke(main, ["infer", "--model", str(models["lesion_folder"]), "--dataset",
-                                    str(parts[counts.index(0)]), "--out", str(tmp_path / "cli-empty")])
+    cli = CliRunner().invoke(
+        main,
+        [
+            "infer",
+            "--model",
+            str(models["lesion_folder"]),
+            "--dataset",
+            str(parts[counts.index(0)]),
+            "--out",
+            str(tmp_path / "cli-empty"),
+        ],
+    )
     assert cli.exit_code == 0 and "no images in split 'test': an empty shard" in cli.output
     with pytest.raises(DistmlError, match="no images in split 'test' in any shard"):
         gather_shards([empty], tmp_path / "nothing")
@@ -125,15 +146,21 @@ def reference_ious(keras_model, part: Path) -> np.ndarray:
 
     selection = select_images(part, "test")
     dataset = selection.dataset
-    images = np.stack([
-        load_image(dataset.resolve(dataset.images[i].location), channels=3, height=LESION_SIZE, width=LESION_SIZE,
-                   where="test")
-        for i in selection.indices
-    ])
-    truths = np.stack([
-        np.asarray(Image.open(dataset.resolve(dataset.images[i].label)), np.float32) / 255
-        for i in selection.indices
-    ])
+    images = np.stack(
+        [
+            load_image(
+                dataset.resolve(dataset.images[i].location),
+                channels=3,
+                height=LESION_SIZE,
+                width=LESION_SIZE,
+                where="test",
+            )
+            for i in selection.indices
+        ]
+    )
+    truths = np.stack(
+        [np.asarray(Image.open(dataset.resolve(dataset.images[i].label)), np.float32) / 255 for i in selection.indices]
+    )
     predictions = keras_model.predict(images, verbose=0)[..., 0]
     return binary_iou(predictions, truths)
 
@@ -213,11 +240,15 @@ def test_save_images_writes_deephealth_names_binary_masks_and_a_red_contour(mode
     from PIL import Image
 
     out = tmp_path / "shard"
-    result = run_inference("onnxruntime", models["lesion_folder"], lesions["whole"][0], out, batch_size=4,
-                           save_images=True)
+    result = run_inference(
+        "onnxruntime", models["lesion_folder"], lesions["whole"][0], out, batch_size=4, save_images=True
+    )
     names = {p.name for p in out.glob("batch_*.png")}
-    expected = {f"batch_{r['batch']}_{r['index']}_{kind}.png" for r in result["per_image"]
-                for kind in ("gt", "output", "image", "overlay")}
+    expected = {
+        f"batch_{r['batch']}_{r['index']}_{kind}.png"
+        for r in result["per_image"]
+        for kind in ("gt", "output", "image", "overlay")
+    }
     assert names == expected and "batch_1_2_gt.png" in names  # 0-based, 7 images in batches of 4
     gt = np.asarray(Image.open(out / "batch_0_0_gt.png"))
     assert gt.ndim == 2 and set(np.unique(gt)) <= {0, 255}
@@ -228,8 +259,20 @@ def test_save_images_writes_deephealth_names_binary_masks_and_a_red_contour(mode
 
 
 def test_cli_infer_prints_progress_per_batch_and_writes_metrics(models, digits, tmp_path):
-    result = CliRunner().invoke(main, ["infer", "--model", str(models["digits_folder"]), "--dataset",
-                                       str(digits["whole"][0]), "--out", str(tmp_path / "o"), "--batch-size", "10"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "infer",
+            "--model",
+            str(models["digits_folder"]),
+            "--dataset",
+            str(digits["whole"][0]),
+            "--out",
+            str(tmp_path / "o"),
+            "--batch-size",
+            "10",
+        ],
+    )
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())
     batches = -(-metrics["images"] // 10)
@@ -253,8 +296,18 @@ def test_model_folder_without_onnx_is_named(lesions, tmp_path):
 
 
 def test_missing_part_file_is_named_by_the_cli(models, tmp_path):
-    result = CliRunner().invoke(main, ["infer", "--model", str(models["lesion_folder"]), "--dataset",
-                                       str(tmp_path / "part-009.yml"), "--out", str(tmp_path / "o")])
+    result = CliRunner().invoke(
+        main,
+        [
+            "infer",
+            "--model",
+            str(models["lesion_folder"]),
+            "--dataset",
+            str(tmp_path / "part-009.yml"),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+    )
     assert result.exit_code == 1
     assert result.output.startswith("error: ") and "part-009.yml" in result.output and "Traceback" not in result.output
 
@@ -291,8 +344,20 @@ def test_unknown_split_is_refused_with_the_known_ones(models, lesions, tmp_path)
 
 def test_split_all_infers_every_image(models, lesions, tmp_path):
     part = lesions["whole"][0]
-    result = CliRunner().invoke(main, ["infer", "--model", str(models["lesion_folder"]), "--dataset", str(part),
-                                       "--out", str(tmp_path / "o"), "--split", "all"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "infer",
+            "--model",
+            str(models["lesion_folder"]),
+            "--dataset",
+            str(part),
+            "--out",
+            str(tmp_path / "o"),
+            "--split",
+            "all",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "o" / "metrics.json").read_text())["images"] == 33
 

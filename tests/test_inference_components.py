@@ -1,7 +1,7 @@
 """infer_shard, gather_metrics and cleanup_parts in a small pipeline on KFP's local runner.
 
 load_data (synthetic lesions) -> split_dataset -> ParallelFor infer_shard -> gather_metrics
-(dsl.Collected) -> cleanup_parts (ignore_upstream_failure), with a Model folder made here.
+(dsl.Collected) -> cleanup_parts (after the gather, once), with a Model folder made here.
 No ``from __future__ import annotations``: KFP reads the annotations.
 """
 
@@ -31,11 +31,15 @@ def sharded_inference_pipeline(model_uri: str):
         parts = split_dataset(dataset=loaded.outputs["dataset"], num_parts=num_parts)
         with dsl.ParallelFor(parts.outputs["Output"]) as part:
             shard = infer_shard(
-                model=model.output, parts=parts.outputs["parts"], dataset=loaded.outputs["dataset"],
-                part=part, split=split, batch_size=4,
+                model=model.output,
+                parts=parts.outputs["parts"],
+                dataset=loaded.outputs["dataset"],
+                part=part,
+                split=split,
+                batch_size=4,
             )
         gathered = gather_metrics(shards=dsl.Collected(shard.outputs["shard"]))
-        cleanup_parts(parts=parts.outputs["parts"]).after(gathered).ignore_upstream_failure()
+        cleanup_parts(parts=parts.outputs["parts"]).after(gathered)
         return gathered.outputs["Output"]
 
     return sharded_inference
@@ -69,9 +73,10 @@ def test_pipeline_gathers_shards_to_the_unsplit_metrics_and_cleans_the_parts(mod
     assert not list(local_runner.rglob("part-*.yml")) and not list(local_runner.rglob("parts.json"))
 
 
-def test_parts_are_cleaned_when_the_shards_fail(model_folder, local_runner):
+def test_parts_stay_for_a_retry_when_the_shards_fail(model_folder, local_runner):
+    """No clean-up after a failed shard: the parts are what a retry of the run reads (docs/inference.md)."""
     with pytest.raises(RuntimeError, match="infer-shard"):
         sharded_inference_pipeline(str(model_folder))(num_parts=2, split="holdout")
     assert list(local_runner.rglob("dataset.yml")), "the load step ran"
-    assert not list(local_runner.rglob("part-*.yml")) and not list(local_runner.rglob("parts.json"))
+    assert len(list(local_runner.rglob("part-*.yml"))) == 2 and list(local_runner.rglob("parts.json"))
     assert not [p for p in local_runner.rglob("metrics.json") if p.parent.name == "shard"]

@@ -61,8 +61,14 @@ def save_folder(model, folder: Path, *, task: str, classes: list[str]) -> Path:
 
     shape = [int(n) for n in model.inputs[0].shape[1:]]
     return save_model_folder(
-        model, folder, architecture="tiny", task=task, input_shape=shape, classes=classes,
-        metrics={"workers": 1, "global_batch_size": 8, "epochs": []}, onnx=True,
+        model,
+        folder,
+        architecture="tiny",
+        task=task,
+        input_shape=shape,
+        classes=classes,
+        metrics={"workers": 1, "global_batch_size": 8, "epochs": []},
+        onnx=True,
     )
 
 

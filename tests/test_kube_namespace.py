@@ -14,8 +14,24 @@ from click.testing import CliRunner
 from distml import kube
 from distml.cli import main
 
-TRAIN = ["train", "--launcher", "kubernetes", "--workers", "2", "--model", "mlp", "--data", "sklearn:digits",
-         "--out", "/mnt/w/out", "--image", "img", "--pvc", "w:/mnt/w", "--dry-run"]
+TRAIN = [
+    "train",
+    "--launcher",
+    "kubernetes",
+    "--workers",
+    "2",
+    "--model",
+    "mlp",
+    "--data",
+    "sklearn:digits",
+    "--out",
+    "/mnt/w/out",
+    "--image",
+    "img",
+    "--pvc",
+    "w:/mnt/w",
+    "--dry-run",
+]
 DEPLOY = ["deploy", "--target", "kserve", "--name", "digits", "--storage-uri", "pvc://models/best", "--dry-run"]
 
 

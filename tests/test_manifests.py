@@ -90,7 +90,7 @@ class _Response:
     data: str
 
 
-@pytest.mark.parametrize("name", ["rbac.yaml", "pvc.yaml"])
+@pytest.mark.parametrize("name", ["rbac.yaml", "pvc.yaml", "serving-s3.yaml"])
 def test_manifests_load_as_kubernetes_models(name):
     """Field names the Kubernetes API knows: every key maps onto the typed model."""
     from kubernetes import client
@@ -99,11 +99,26 @@ def test_manifests_load_as_kubernetes_models(name):
         "Role": client.V1Role,
         "RoleBinding": client.V1RoleBinding,
         "PersistentVolumeClaim": client.V1PersistentVolumeClaim,
+        "Secret": client.V1Secret,
+        "ServiceAccount": client.V1ServiceAccount,
     }
     api = client.ApiClient()
     for doc in load(name):
         model = api.deserialize(_Response(json.dumps(doc)), models[doc["kind"]].__name__)
         assert api.sanitize_for_serialization(model) == doc  # an unknown key would be dropped here
+
+
+def test_serving_credentials_are_what_kserve_reads():
+    """Issue 11 defect 5: the predictor's service account lists a secret with KServe's S3 keys and endpoint
+    (kserve/kserve pkg/credentials/s3/s3_secret.go:31-70: awsAccessKeyID/awsSecretAccessKey, serving.kserve.io/s3-*)."""
+    docs = by_kind(load("serving-s3.yaml"))
+    secret, account = docs["Secret"], docs["ServiceAccount"]
+    assert set(secret["stringData"]) == {"awsAccessKeyID", "awsSecretAccessKey"}
+    assert {"serving.kserve.io/s3-endpoint", "serving.kserve.io/s3-usehttps"} <= set(secret["metadata"]["annotations"])
+    assert account["secrets"] == [{"name": secret["metadata"]["name"]}]
+    namespace = by_kind(load("rbac.yaml"))["Role"]["metadata"]["namespace"]
+    assert secret["metadata"]["namespace"] == account["metadata"]["namespace"] == namespace
+    assert "distml-serving" in (REPO / "docs" / "cluster-setup.md").read_text()
 
 
 def test_pvc_is_shared_between_nodes():

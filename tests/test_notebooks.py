@@ -122,7 +122,7 @@ def test_cluster_notebook_uploads_and_runs_on_the_gpu_pool(tmp_path, monkeypatch
     parameters = run["runtime_config"]["parameters"]
     assert parameters["node_selector"] == {"cloud.google.com/gke-accelerator": "nvidia-tesla-t4"}
     assert parameters["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
-    assert parameters["gpus"] == 1
+    assert parameters["gpus"] == "1"  # KFP's driver reads accelerator counts as strings (issue 11 defect 3)
 
     assert "exec-infer-shard: node selector <- pipelinechannel--node_selector" in text
     assert "accelerator {{$.inputs.parameters['pipelinechannel--accelerator']}} x" in text

@@ -34,8 +34,16 @@ def test_compiled_pipeline_loads_back_as_a_component(name):
 
 # Where each node-pool input of a task must come from: {pipeline: {component: {input: pipeline parameter}}}.
 # Training (TFJob pods) and batch inference share the GPU pool; serving has its own (serving_*).
-TRAINING_POOL = {"node_selector": "node_selector", "tolerations": "tolerations"}
-SERVING_POOL = {"node_selector": "serving_node_selector", "tolerations": "serving_tolerations", "gpus": "serving_gpus"}
+# The TFJob's workers run the pipeline's image (the one its tasks run in); the predictor reads S3 as
+# serving_service_account and runs the TF Serving release serving_runtime_version.
+TRAINING_POOL = {"node_selector": "node_selector", "tolerations": "tolerations", "image": "image"}
+SERVING_POOL = {
+    "node_selector": "serving_node_selector",
+    "tolerations": "serving_tolerations",
+    "gpus": "serving_gpus",
+    "service_account": "serving_service_account",
+    "runtime_version": "serving_runtime_version",
+}
 INFER_ON_GPU_POOL = {"gpus": "gpus", "accelerator": "accelerator"}
 TASK_INPUTS = {
     "train_select_deploy": {
@@ -47,7 +55,7 @@ TASK_INPUTS = {
         "deploy-kserve": SERVING_POOL,
     },
     "end_to_end": {
-        "train": {**TRAINING_POOL, "gpus_per_worker": "gpus"},
+        "train": {**TRAINING_POOL, "gpus_per_worker": "gpus_per_worker"},
         "infer-shard": INFER_ON_GPU_POOL,
         "deploy-kserve": SERVING_POOL,
     },
@@ -142,7 +150,7 @@ def test_node_pool_inputs_of_train_deploy_and_infer_tasks_are_pipeline_parameter
     for task, component, _, callers in container_tasks(document):
         if component == "train" and name == "distributed_inference":
             # The quick model when no model_uri is given: no launcher input, so it trains in its own pod.
-            assert not {"launcher", "node_selector", "tolerations"} & set(task["inputs"]["parameters"])
+            assert not {"launcher", "node_selector", "tolerations", "image"} & set(task["inputs"]["parameters"])
             continue
         if component not in expected:
             continue
@@ -191,6 +199,85 @@ def test_serving_pool_parameters_default_to_empty_and_are_typed_like_the_trainin
     ):
         assert parameters[serving]["parameterType"] == parameters[training]["parameterType"]
         assert (parameters[serving]["isOptional"], parameters[serving]["defaultValue"]) == (True, default)
+
+
+def executor_image(document: dict, task: dict, executor: str, callers: tuple) -> str:
+    """The pipeline parameter a task's container image comes from (an importer's: "importer")."""
+    spec = document["deploymentSpec"]["executors"][executor]
+    if "importer" in spec:
+        return "importer"
+    return placeholder_parameter(document, task, spec["container"]["image"], callers)
+
+
+@pytest.mark.parametrize("name", distml.pipelines.PIPELINE_NAMES)
+def test_every_task_runs_in_the_image_parameter(name):
+    """Issue 11 defect 2: the image comes from the pipeline's `image` parameter, chosen in the run form, and
+    defaults to the image compiled in (the versioned image, or DISTML_IMAGE when compiling)."""
+    from distml.components.image import COMPONENT_IMAGE
+
+    document = compiled(name)
+    parameters = document["root"]["inputDefinitions"]["parameters"]
+    assert parameters["image"]["parameterType"] == "STRING"
+    assert parameters["image"]["defaultValue"] == COMPONENT_IMAGE
+    images = {
+        executor_image(document, task, executor, callers) for task, _, executor, callers in container_tasks(document)
+    }
+    assert images - {"importer"} == {"image"}, f"{name}: {images}"
+
+
+def test_a_compile_for_another_registry_leaves_no_default_image_anywhere(tmp_path):
+    """DISTML_IMAGE at compile time: pipelines, their tasks, the TFJob's image and the component YAML all use it."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DISTML_IMAGE": "reg.example/team/distml:9"}
+    command = [sys.executable, "-c", "from distml.cli import main; main()", "compile", "--out", str(tmp_path)]
+    subprocess.run(command, env=env, check=True, capture_output=True, timeout=300)
+    written = sorted(p for p in tmp_path.rglob("*") if p.is_file())
+    assert len(written) == len(distml.pipelines.PIPELINE_NAMES) + 10  # four pipelines, ten components
+    for path in written:
+        text = path.read_text()
+        assert "ghcr.io/kfp-distml" not in text, path
+    document: dict = {}
+    for part in yaml.safe_load_all((tmp_path / "end_to_end.yaml").read_text()):
+        document.update(part)
+    assert document["root"]["inputDefinitions"]["parameters"]["image"]["defaultValue"] == "reg.example/team/distml:9"
+
+
+@pytest.mark.parametrize("name", distml.pipelines.PIPELINE_NAMES)
+def test_accelerator_counts_reach_the_driver_as_string_parameters(name):
+    """Issue 11 defect 3: KFP's driver reads a parameter's accelerator count with GetStringValue()
+    (kubeflow/pipelines 2.17.0 backend/src/v2/driver/resolve.go:825), "" for a number: no GPU limit."""
+    document = compiled(name)
+    parameters = document["root"]["inputDefinitions"]["parameters"]
+    counts = []
+    for task, _, executor, callers in container_tasks(document):
+        spec = document["deploymentSpec"]["executors"][executor].get("container", {})
+        count = spec.get("resources", {}).get("accelerator", {}).get("resourceCount")
+        if count is None:
+            continue
+        parameter = placeholder_parameter(document, task, count, callers)
+        assert parameter in parameters, f"{name}: {executor} count {count!r} is not a pipeline parameter"
+        counts.append((executor, parameter, parameters[parameter]["parameterType"]))
+    assert counts == [(executor, "gpus", "STRING") for executor, _, _ in counts]
+    assert len(counts) == GPU_TASKS.get(name, 0)
+
+
+@pytest.mark.parametrize("name", ["distributed_inference", "end_to_end"])
+def test_cleanup_runs_once_after_the_gather_and_no_task_is_an_exit_hook(name):
+    """Issue 11 defect 11: ignore_upstream_failure() compiles to an Argo exit hook on *each* dependency
+    (kubeflow/pipelines 2.17.0 backend/src/v2/compiler/argocompiler/dag.go:62-104): the clean-up would run
+    right after split_dataset too. No task may be one; cleanup_parts waits for gather_metrics."""
+    document = compiled(name)
+    cleanups = 0
+    for task, component, _, _ in container_tasks(document):
+        assert "triggerPolicy" not in task or task["triggerPolicy"].get("strategy") != "ALL_UPSTREAM_TASKS_COMPLETED"
+        if component == "cleanup-parts":
+            cleanups += 1
+            depends_on = sorted(re.sub(r"-\d+$", "", dependency) for dependency in task["dependentTasks"])
+            assert depends_on == ["gather-metrics", "split-dataset"]
+    assert cleanups == (2 if name == "distributed_inference" else 1)  # one per model branch
 
 
 def run(tmp_path: Path, name: str, **params):

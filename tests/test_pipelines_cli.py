@@ -382,3 +382,20 @@ def test_host_must_be_an_url(tiny_registry):
     result = invoke("upload", "tiny", "--host", "kfp.example.com")
     assert result.exit_code == 1
     assert "--host: 'kfp.example.com' is not an http(s) URL" in result.output
+
+
+@pytest.mark.parametrize("command", ["submit", "upload"])
+@pytest.mark.parametrize("tag", ["2.13.1", "v2.5.0", "1.8.5"])
+def test_a_backend_older_than_2_14_is_refused_before_anything_is_sent(tiny_registry, httpserver, command, tag):
+    """Issue 11 defect 10: dsl.Collected needs KFP >= 2.14.0 (kubeflow/pipelines commit ed828b513a)."""
+    kfp_api_double.serve_single_user(httpserver, tag_name=tag)
+    result = invoke(command, "tiny", "--host", httpserver.url_for("/"))
+    assert result.exit_code == 1
+    assert f"Kubeflow Pipelines {tag} is too old: these pipelines need backend 2.14.0 or newer" in result.output
+    assert [request.path for request, _ in httpserver.log] == [f"{API}/healthz"]  # nothing uploaded or run
+
+
+@pytest.mark.parametrize("tag", ["2.14.0", "2.17.0", "unknown"])
+def test_a_recent_or_untagged_backend_is_accepted(tiny_registry, httpserver, tag):
+    kfp_api_double.serve_single_user(httpserver, tag_name=tag)
+    assert runner.connect(httpserver.url_for("/")) is not None

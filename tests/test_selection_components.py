@@ -62,8 +62,15 @@ def test_a_nan_metric_stays_out_of_the_kfp_metrics_but_in_the_tables(tmp_path):
         (folder / "model.json").write_text(json.dumps({"architecture": "mlp", "task": "classification"}))
         (folder / "metrics.json").write_text(json.dumps({"test_loss": loss}))
         models.append(dsl.Model(uri=str(folder)))
-    outputs = {name: kind(uri=str(tmp_path / name)) for name, kind in
-               (("best", dsl.Model), ("comparison", dsl.Markdown), ("report", dsl.HTML), ("metrics", dsl.Metrics))}
+    outputs = {
+        name: kind(uri=str(tmp_path / name))
+        for name, kind in (
+            ("best", dsl.Model),
+            ("comparison", dsl.Markdown),
+            ("report", dsl.HTML),
+            ("metrics", dsl.Metrics),
+        )
+    }
     chosen = select_model.python_func(models=models, metric="test_loss", lowest=True, **outputs)
     assert chosen.endswith("good")
     assert list(outputs["metrics"].metadata) == [f"test_loss {chosen}"]

@@ -87,19 +87,22 @@ def test_full_gpu_manifest_matches_the_crd(schema):
 
 @pytest.mark.parametrize("uri", ["s3://bucket/models/m1", "gs://bucket/m1", "pvc://claim/m1"])
 def test_onnx_cpu_manifest_matches_the_crd(schema, uri):
-    manifest = to_dict(build_inference_service(ServingSpec(name="m1", storage_uri=uri, model_format="onnx")))
+    spec = ServingSpec(name="m1", storage_uri=uri, model_format="onnx", service_account="distml-serving")
+    manifest = to_dict(build_inference_service(spec))
     schema.validate(manifest)
     model = manifest["spec"]["predictor"]["model"]
-    assert model["storageUri"] == uri and model["protocolVersion"] == "v2" and model["modelFormat"]["name"] == "onnx"
+    assert model["storageUri"] == f"{uri}/triton"  # the Model folder's Triton repository
+    assert model["protocolVersion"] == "v2" and model["modelFormat"]["name"] == "onnx"
     assert "nvidia.com/gpu" not in model["resources"]["limits"]
     assert not {"nodeSelector", "tolerations", "canaryTrafficPercent", "scaleMetric"} & set(
         manifest["spec"]["predictor"]
     )
+    assert "runtimeVersion" not in model  # KServe's own Triton release
 
 
 def test_storage_uri_of_each_format():
     assert predictor_storage_uri("gs://b/m/", "tensorflow") == "gs://b/m/model"
-    assert predictor_storage_uri("gs://b/m/", "onnx") == "gs://b/m"
+    assert predictor_storage_uri("gs://b/m/", "onnx") == "gs://b/m/triton"  # the Model folder's Triton repository
 
 
 @pytest.mark.parametrize(
@@ -129,14 +132,13 @@ def test_option_parsers():
     for bad in (["novalue"], ["=x"], ["a=1", "a=2"]):
         with pytest.raises(click.BadParameter):
             parse_node_selector(bad)
-    toleration = parse_toleration("k=v:PreferNoSchedule")
-    assert type(toleration).__name__ == "V1Toleration"
-    assert (toleration.key, toleration.operator, toleration.value, toleration.effect) == (
-        "k",
-        "Equal",
-        "v",
-        "PreferNoSchedule",
-    )
+    assert parse_toleration("k=v:PreferNoSchedule").to_dict() == {
+        "key": "k",
+        "operator": "Equal",
+        "value": "v",
+        "effect": "PreferNoSchedule",
+    }
+    assert parse_toleration("k:NoSchedule").to_dict() == {"key": "k", "operator": "Exists", "effect": "NoSchedule"}
     for bad in ("k=v", "k:Sometimes", ":NoSchedule", "=v:NoSchedule"):
         with pytest.raises(click.BadParameter):
             parse_toleration(bad)
@@ -145,7 +147,13 @@ def test_option_parsers():
 def test_cli_dry_run_prints_the_manifest_and_calls_no_api(schema, monkeypatch, tmp_path):
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-such-kubeconfig"))
     args = ["deploy", "--target", "kserve", "--name", "digits", "--storage-uri", "s3://bucket/best"]
+    no_account = CliRunner().invoke(main, [*args, "--dry-run"])
+    assert no_account.exit_code == 1 and "no service account gives the predictor its keys" in no_account.output
     args += [
+        "--service-account",
+        "distml-serving",
+        "--runtime-version",
+        "24.08-py3",
         "--format",
         "onnx",
         "--gpus",
@@ -162,8 +170,41 @@ def test_cli_dry_run_prints_the_manifest_and_calls_no_api(schema, monkeypatch, t
     schema.validate(manifest)
     assert manifest["metadata"]["namespace"] == "ml"
     assert manifest["spec"]["predictor"]["canaryTrafficPercent"] == 10
+    assert manifest["spec"]["predictor"]["serviceAccountName"] == "distml-serving"
+    assert manifest["spec"]["predictor"]["model"]["runtimeVersion"] == "24.08-py3"
 
     bad = CliRunner().invoke(main, [*args[:-1], "--toleration", "broken", "--dry-run"])
     assert bad.exit_code == 2 and "KEY[=VALUE]:EFFECT" in bad.output
     no_uri = CliRunner().invoke(main, ["deploy", "--name", "digits", "--dry-run"])
     assert no_uri.exit_code == 2 and "--storage-uri" in no_uri.output
+
+
+@pytest.mark.parametrize(
+    ("model_format", "gpus", "runtime_version", "expected"),
+    [
+        ("tensorflow", 0, None, "2.20.0"),  # not KServe's default tensorflow/serving:2.6.2
+        ("tensorflow", 1, None, "2.20.0-gpu"),  # KServe adds -gpu only when runtimeVersion is unset
+        ("tensorflow", 2, "2.19.1", "2.19.1-gpu"),
+        ("tensorflow", 1, "2.19.1-gpu", "2.19.1-gpu"),
+        ("onnx", 1, None, None),  # KServe's own Triton release
+        ("onnx", 0, "24.08-py3", "24.08-py3"),
+    ],
+)
+def test_runtime_version_names_a_tf_serving_release_that_loads_our_savedmodels(
+    model_format, gpus, runtime_version, expected
+):
+    """Issue 11 defect 4: kserve/kserve config/runtimes/kustomization.yaml:22-24 pins tensorflow/serving:2.6.2."""
+    spec = ServingSpec(
+        name="m", storage_uri="pvc://c/m", model_format=model_format, gpus=gpus, runtime_version=runtime_version
+    )
+    assert to_dict(build_inference_service(spec))["spec"]["predictor"]["model"].get("runtimeVersion") == expected
+
+
+def test_s3_storage_without_a_service_account_is_refused_before_anything_is_created():
+    """Issue 11 defect 5: the predictor would run as `default`, which has no keys for KFP's MinIO."""
+    spec = ServingSpec(name="m", storage_uri="s3://mlpipeline/v2/artifacts/run/model")
+    with pytest.raises(DistmlError, match=r"S3.*service account.*manifests/serving-s3.yaml"):
+        build_inference_service(spec)
+    spec.service_account = "distml-serving"
+    predictor = to_dict(build_inference_service(spec))["spec"]["predictor"]
+    assert predictor["serviceAccountName"] == "distml-serving"

@@ -180,3 +180,49 @@ def test_an_unexpected_error_while_starting_stops_the_server(trained, monkeypatc
         pass
     assert server._process is not None and server._process.poll() is not None  # the child is gone
     assert server._log.closed
+
+
+@pytest.mark.slow
+def test_an_onnx_model_folder_carries_a_triton_repository_and_v2_urls_line_up(trained):
+    """Issue 11 defect 1: KServe serves modelFormat onnx only with Triton (--model-store=/mnt/models), which reads
+    <repository>/<model>/<version>/model.onnx; the InferenceService points there, and `distml serve` answers the
+    V2 URL of that model name as Triton would, with the ONNX input and output names."""
+    import re
+
+    import onnx
+
+    from distml.serving.isvc import ServingSpec, build_inference_service, to_dict
+
+    _, folder = trained
+    repository = folder / "triton"
+    assert sorted(p.name for p in repository.iterdir()) == ["mlp"]  # the architecture names the model
+    assert (repository / "mlp" / "1" / "model.onnx").read_bytes() == (folder / "model.onnx").read_bytes()
+    graph = onnx.load(str(folder / "model.onnx")).graph
+    input_name, output_name = graph.input[0].name, graph.output[0].name
+    config = (repository / "mlp" / "config.pbtxt").read_text()
+    assert re.search(r'^name: "mlp"$', config, re.M) and 'backend: "onnxruntime"' in config
+    assert "max_batch_size: 0" in config
+    assert f'{{ name: "{input_name}", data_type: TYPE_FP32, dims: [ -1, 8, 8, 1 ] }}' in config
+    assert f'{{ name: "{output_name}", data_type: TYPE_FP32, dims: [ -1, 10 ] }}' in config
+
+    spec = ServingSpec(name="digits", storage_uri="pvc://models/run-1/model", model_format="onnx")
+    model = to_dict(build_inference_service(spec))["spec"]["predictor"]["model"]
+    assert model["storageUri"] == "pvc://models/run-1/model/triton" and model["protocolVersion"] == "v2"
+
+    x, _ = digits_data()
+    with LocalServer(folder, "digits") as server:
+        tensor = {"name": input_name, "shape": [2, 8, 8, 1], "datatype": "FP32", "data": x[:2].ravel().tolist()}
+        status, body = http_json("POST", f"{server.url}/v2/models/mlp/infer", {"inputs": [tensor]})
+    assert status == 200, body
+    assert body["model_name"] == "mlp"
+    (output,) = body["outputs"]
+    assert output["name"] == output_name and output["shape"] == [2, 10]
+
+
+def test_an_onnx_deploy_of_a_folder_without_a_triton_repository_is_refused(tmp_path):
+    from distml.serving.isvc import ServingSpec
+    from distml.serving.step import deploy_model
+
+    (tmp_path / "model.json").write_text('{"architecture": "mlp", "input_shape": [8, 8, 1]}')
+    with pytest.raises(DistmlError, match="no Triton repository"):
+        deploy_model(tmp_path, ServingSpec(name="x", storage_uri="", model_format="onnx"), target="local")

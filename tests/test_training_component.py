@@ -45,7 +45,10 @@ def test_kubernetes_launcher_without_a_shared_volume_fails_before_creating_anyth
 
     with pytest.raises(DistmlError, match="DISTML_WORK_PVC"):
         train.python_func(
-            data=artifact(dsl.Dataset, "data"), model=artifact(dsl.Model, "model"),
-            metrics=artifact(dsl.Metrics, "metrics"), logs=artifact(dsl.Artifact, "logs"), launcher="kubernetes",
+            data=artifact(dsl.Dataset, "data"),
+            model=artifact(dsl.Model, "model"),
+            metrics=artifact(dsl.Metrics, "metrics"),
+            logs=artifact(dsl.Artifact, "logs"),
+            launcher="kubernetes",
         )
     assert not (tmp_path / "model").exists()

@@ -52,4 +52,3 @@ def current_namespace() -> str:
 def _kubeconfig() -> str | None:
     """$KUBECONFIG as it is now (the kubernetes package reads it once, at import)."""
     return os.environ.get("KUBECONFIG") or None
-

@@ -11,12 +11,16 @@ from distml.cli.data import console
 
 
 @click.command()
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("demo-output"),
-              show_default=True, help="Folder for the run (KFP's task folders, run.json, kfp-local.log).")
-@click.option("--images", type=click.IntRange(min=10), default=80, show_default=True,
-              help="Synthetic lesion images.")
-@click.option("--parts", type=click.IntRange(min=1), default=2, show_default=True,
-              help="Parts inferred in parallel.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("demo-output"),
+    show_default=True,
+    help="Folder for the run (KFP's task folders, run.json, kfp-local.log).",
+)
+@click.option("--images", type=click.IntRange(min=10), default=80, show_default=True, help="Synthetic lesion images.")
+@click.option("--parts", type=click.IntRange(min=1), default=2, show_default=True, help="Parts inferred in parallel.")
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
 def demo(out_dir: Path, images: int, parts: int, epochs: int) -> None:
     """Run end_to_end locally: synthetic lesions → train candidates (ONNX) → select → infer per part → serve."""

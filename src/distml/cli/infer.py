@@ -18,13 +18,23 @@ BACKENDS = ("onnxruntime", "ecvl")
 @click.option(
     "--dataset", "part_file", type=click.Path(dir_okay=False, path_type=Path), required=True, help="A DTD part file."
 )
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="New folder for this shard's metrics.json (and images).")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="New folder for this shard's metrics.json (and images).",
+)
 @click.option("--split", default="test", show_default=True, help="Split to infer; 'all' for every image.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--save-images", is_flag=True, help="Write batch_<b>_<i>_gt/output/overlay.png (segmentation).")
-@click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
-              help="CPU threads per shard (0: the runtime's default, all cores).")
+@click.option(
+    "--threads",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="CPU threads per shard (0: the runtime's default, all cores).",
+)
 @allow_root_option
 def infer(
     backend: str,
@@ -64,10 +74,20 @@ def infer(
 
 @click.command("gather")
 @click.argument("shard_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Folder for the gathered metrics.json and report.html.")
-@click.option("--report-images", type=click.IntRange(min=0), default=4, show_default=True,
-              help="Sample image/mask/output rows in the report.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder for the gathered metrics.json and report.html.",
+)
+@click.option(
+    "--report-images",
+    type=click.IntRange(min=0),
+    default=4,
+    show_default=True,
+    help="Sample image/mask/output rows in the report.",
+)
 def gather(shard_dirs: tuple[Path, ...], out_dir: Path, report_images: int) -> None:
     """Combine shard folders written by `distml infer` (weighted by images) into one result."""
     from distml.inference.gather import gather_shards

@@ -24,23 +24,19 @@ def parse_node_selector(values: tuple[str, ...] | list[str]) -> dict[str, str]:
     return selector
 
 
-def parse_toleration_spec(value: str) -> Any:
-    """``KEY[=VALUE]:EFFECT`` -> ``distml.training.spec.Toleration`` (the one parsing rule for every command)."""
+def parse_toleration(value: str) -> Any:
+    """``KEY[=VALUE]:EFFECT`` -> ``distml.tolerations.Toleration`` (KEY=VALUE: operator Equal; bare KEY: Exists).
+
+    The one parsing rule for every command; the result carries its operator explicitly, so the
+    TFJob's and the InferenceService's pods get the same fields.
+    """
     from distml.errors import DistmlError
-    from distml.training.spec import Toleration
+    from distml.tolerations import Toleration
 
     try:
         return Toleration.parse(value)
     except DistmlError as err:
-        raise click.BadParameter(str(err)) from None
-
-
-def parse_toleration(value: str) -> Any:
-    """``KEY[=VALUE]:EFFECT`` -> ``kubernetes.client.V1Toleration`` (operator Equal with a value, else Exists)."""
-    from distml.serving.isvc import make_toleration
-
-    parsed = parse_toleration_spec(value)
-    return make_toleration(parsed.key, parsed.effect, parsed.value)
+        raise click.BadParameter(str(err)) from err
 
 
 def node_selector_callback(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:

@@ -31,14 +31,16 @@ def serve_command(model_dir: Path, name: str, port: int) -> None:
 
 
 def _serve(model_dir: Path, name: str, port: int) -> None:
-    from distml.serving.local import make_kserve_model, run_server
+    from distml.serving.local import make_kserve_models, run_server
 
-    model = make_kserve_model(model_dir, name)
+    models = make_kserve_models(model_dir, name)
+    v2 = ", ".join(f"http://127.0.0.1:{port}/v2/models/{model.name}/infer" for model in models)
     console.print(
-        f"serving {model_dir} as {name!r} on port {port} ({model.predictor.backend}); "
-        f'POST http://127.0.0.1:{port}/v1/models/{name}:predict with {{"instances": [...]}}'
+        f"serving {model_dir} as {name!r} on port {port} ({models[0].predictor.backend}); "
+        f'POST http://127.0.0.1:{port}/v1/models/{name}:predict with {{"instances": [...]}}; V2: {v2}',
+        markup=False,
     )
-    run_server(model, port)
+    run_server(models, port)
 
 
 @click.command("deploy")
@@ -61,7 +63,13 @@ def _serve(model_dir: Path, name: str, port: int) -> None:
     type=click.Choice(["tensorflow", "onnx"]),
     default="tensorflow",
     show_default=True,
-    help="Predictor: TF Serving (model/1 SavedModel) or the ONNX runtime (model.onnx).",
+    help="Predictor: TF Serving (model/1 SavedModel) or Triton (the Model folder's triton/ repository).",
+)
+@click.option(
+    "--runtime-version",
+    default=None,
+    help="Serving runtime image tag (runtimeVersion) [tensorflow: TF Serving 2.20.0, -gpu added with --gpus; "
+    "onnx: KServe's Triton].",
 )
 @click.option("--gpus", type=click.IntRange(min=0), default=0, show_default=True, help="GPUs per replica.")
 @click.option("--cpu", default="1", show_default=True, help="CPU request and limit per replica.")
@@ -99,7 +107,11 @@ def _serve(model_dir: Path, name: str, port: int) -> None:
     default=None,
     help="Traffic share of the new revision (the previous one keeps the rest).",
 )
-@click.option("--service-account", default=None, help="Service account of the predictor (storage credentials).")
+@click.option(
+    "--service-account",
+    default=None,
+    help="Service account of the predictor; needed for s3:// (its secret holds the keys and endpoint).",
+)
 @click.option("--namespace", default=None, help="Namespace [the pod's or the kubeconfig context's].")
 @click.option(
     "--timeout",
@@ -118,6 +130,7 @@ def deploy_command(
     model_dir: Path | None,
     port: int,
     model_format: str,
+    runtime_version: str | None,
     gpus: int,
     cpu: str,
     memory: str,
@@ -155,6 +168,7 @@ def deploy_command(
         storage_uri=storage_uri,
         namespace=namespace or kube.current_namespace(),  # the dry run shows what a deploy would write
         model_format=model_format,
+        runtime_version=runtime_version,
         gpus=gpus,
         cpu=cpu,
         memory=memory,

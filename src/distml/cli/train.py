@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from distml.cli.options import parse_node_selector, parse_toleration_spec
+from distml.cli.options import parse_node_selector, parse_toleration
 from distml.training.models import ARCHITECTURES
 
 
@@ -34,9 +34,7 @@ def _echo_err(line: str) -> None:
 @click.option("--gpus-per-worker", type=click.IntRange(min=0), default=0, show_default=True, help="[kubernetes]")
 @click.option("--node-selector", multiple=True, metavar="KEY=VALUE", help="[kubernetes] Repeatable.")
 @click.option("--toleration", multiple=True, metavar="KEY[=VALUE]:EFFECT", help="[kubernetes] Repeatable.")
-@click.option(
-    "--namespace", default="", help="[kubernetes] Default: the pod's namespace, or the kubeconfig context's."
-)
+@click.option("--namespace", default="", help="[kubernetes] Default: the pod's namespace, or the kubeconfig context's.")
 @click.option("--pvc", default=None, metavar="NAME:MOUNT", help="[kubernetes] Volume shared with the worker pods.")
 @click.option("--timeout", type=click.FloatRange(min=1), default=6 * 3600, show_default=True, help="Seconds.")
 @click.option("--dry-run", is_flag=True, help="[kubernetes] Print the TFJob YAML and call no API.")
@@ -90,7 +88,7 @@ def train(
             namespace=namespace,
             gpus_per_worker=gpus_per_worker,
             node_selector=parse_node_selector(node_selector),
-            tolerations=[parse_toleration_spec(item) for item in toleration],
+            tolerations=[parse_toleration(item) for item in toleration],
             pvc=PvcMount.parse(pvc) if pvc else None,
             timeout=timeout,
         )
@@ -99,15 +97,20 @@ def train(
             return
         with tempfile.TemporaryDirectory(prefix="distml-train-") as work:
             config.data = launch.prepare_data(source, work)
-            metrics = launch.train_kubernetes(
-                config, workers, options, progress=_echo_err, failure_dir=out.parent / f"{out.name}.failure"
+            metrics = launch.train(
+                config,
+                workers,
+                launcher="kubernetes",
+                options=options,
+                progress=_echo_err,
+                log_dir=out.parent / f"{out.name}.failure",
             )
     else:
         out.parent.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=f".{out.name}.work-", dir=out.parent))
         try:
             config.data = launch.prepare_data(source, work).resolve()
-            metrics = launch.train_local(config, workers, progress=_echo_err, timeout=timeout)
+            metrics = launch.train(config, workers, launcher="local", progress=_echo_err, timeout=timeout)
         finally:
             shutil.rmtree(work, ignore_errors=True)
     shown = {k: round(v, 4) for k, v in metrics.items() if k.startswith("test_")}

@@ -15,6 +15,7 @@ def deploy_kserve(
     target: str = "local",
     storage_uri: str = "",
     model_format: str = "tensorflow",
+    runtime_version: str = "",
     gpus: int = 0,
     node_selector: Dict[str, str] = {},  # noqa: B006, UP006 - KFP reads defaults from the signature
     tolerations: List[Dict[str, str]] = [],  # noqa: B006, UP006
@@ -25,39 +26,43 @@ def deploy_kserve(
     namespace: str = "",
     timeout_seconds: int = 600,
 ) -> NamedTuple("Outputs", [("url", str), ("status", str)]):
-    """Deploy ``model`` as InferenceService ``name``; outputs its URL and status.
+    """Deploy ``model`` as InferenceService ``name``; outputs its prediction URL and status.
 
     target="local" (the local runner's default) serves the model with KServe's Python model
     server in this task, checks one prediction over HTTP and stops it; target="kserve"
-    creates or patches the InferenceService and waits until the generation it wrote is Ready.
-    Both write the InferenceService YAML to ``manifest``. storage_uri: where the predictor reads
-    the Model folder (pvc://, s3://, gs://); empty: the artifact's own object-store URI.
-    tolerations: [{"key": ..., "value": ... (optional), "effect": "NoSchedule"}]; canary_traffic_percent
-    -1 means no canary.
+    creates or patches the InferenceService and waits until it is Ready. Both write the
+    InferenceService YAML to ``manifest``. storage_uri: where the predictor reads the Model
+    folder (pvc://, s3://, gs://); empty: the artifact's own object-store URI, which needs
+    ``service_account`` (a secret with the S3 keys and endpoint: docs/cluster-setup.md).
+    model_format "onnx" serves the folder's Triton repository. runtime_version: the serving
+    runtime's image tag (empty: TF Serving 2.20.0, -gpu with GPUs; KServe's Triton).
+    tolerations: Kubernetes' fields, e.g. [{"key": "nvidia.com/gpu", "operator": "Exists",
+    "effect": "NoSchedule"}]; canary_traffic_percent -1 means no canary.
     """
     import logging
     from collections import namedtuple
 
-    from distml.serving.isvc import ServingSpec, make_toleration
-    from distml.serving.step import deploy_model
+    from distml.serving.step import deploy_step
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    spec = ServingSpec(
+    result = deploy_step(
+        model.path,
+        model.uri,
+        manifest.path,
         name=name,
+        target=target,
         storage_uri=storage_uri,
-        namespace=namespace,
         model_format=model_format,
+        runtime_version=runtime_version,
         gpus=gpus,
-        node_selector=dict(node_selector),
-        tolerations=[make_toleration(t["key"], t["effect"], t.get("value")) for t in tolerations],
+        node_selector=node_selector,
+        tolerations=tolerations,
         min_replicas=min_replicas,
         max_replicas=max_replicas,
-        canary_traffic_percent=None if canary_traffic_percent < 0 else canary_traffic_percent,
-        service_account=service_account or None,
-    )
-    result = deploy_model(
-        model.path, spec, target=target, model_uri=model.uri, manifest_path=manifest.path, timeout_s=timeout_seconds
+        canary_traffic_percent=canary_traffic_percent,
+        service_account=service_account,
+        namespace=namespace,
+        timeout_seconds=timeout_seconds,
     )
     manifest.metadata.update({"target": target, "storage_uri": result["storage_uri"], "status": result["status"]})
-    outputs = namedtuple("Outputs", ["url", "status"])
-    return outputs(result["url"], result["status"])
+    return namedtuple("Outputs", ["url", "status"])(result["url"], result["status"])

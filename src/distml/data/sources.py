@@ -99,9 +99,7 @@ def load_data(
         elif scheme == "keras" and rest in _KERAS_CACHE:
             info = _save_arrays(_keras_arrays(rest), staging, source=source, name=rest)
         else:
-            raise DatasetError(
-                f"unknown data source {source!r}", hint=f"Use one of: {', '.join(SOURCES)}."
-            )
+            raise DatasetError(f"unknown data source {source!r}", hint=f"Use one of: {', '.join(SOURCES)}.")
         (staging / METADATA_FILE).write_text(json.dumps(asdict(info), indent=2) + "\n", encoding="utf-8")
     return info
 
@@ -325,8 +323,7 @@ def shard_arrays(folder: str | os.PathLike[str], shards: int, out_dir: str | os.
         start = 0
         for s, size in enumerate(sizes):
             shard = {
-                key: (value[start : start + size] if key.endswith("_train") else value)
-                for key, value in arrays.items()
+                key: (value[start : start + size] if key.endswith("_train") else value) for key, value in arrays.items()
             }
             start += size
             filename = f"shard-{s:03d}-of-{shards:03d}.npz"

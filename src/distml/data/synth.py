@@ -44,9 +44,7 @@ def lesion_sample(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.n
     angle = np.arctan2(yy - cy, xx - cx)
     distance = np.hypot((yy - cy) * stretch, (xx - cx) / stretch)
     # An irregular border: the radius wobbles with a few random harmonics of the angle.
-    wobble = sum(
-        rng.uniform(0.0, 0.12) * np.sin(k * angle + rng.uniform(0, 2 * np.pi)) for k in (2, 3, 5)
-    )
+    wobble = sum(rng.uniform(0.0, 0.12) * np.sin(k * angle + rng.uniform(0, 2 * np.pi)) for k in (2, 3, 5))
     mask = distance < radius * (1.0 + wobble)
     skin = np.array(rng.uniform([190, 140, 110], [240, 190, 160]), dtype=np.float32)
     lesion = np.array(rng.uniform([70, 35, 20], [140, 90, 60]), dtype=np.float32)

@@ -102,6 +102,50 @@ def run_inference(
     return result
 
 
+def infer_part_step(
+    backend: str,
+    model_dir: str,
+    parts_dir: str,
+    part: str,
+    shard_dir: str,
+    *,
+    split: str,
+    batch_size: int,
+    save_images: bool,
+    gpus: str = "0",
+    accelerator: str = "",
+) -> dict[str, Any]:
+    """The infer_shard component's body: infer part file ``part``, and fail a shard that asked for GPUs but ran on CPU.
+
+    ``gpus`` is a string because the pipelines pass the GPU count as one (KFP's driver reads an
+    accelerator count from a parameter only as a string: kubeflow/pipelines 2.17.0
+    backend/src/v2/driver/resolve.go:818-831, driver.go:428-445).
+    """
+    try:
+        asked = int(gpus or 0)
+    except ValueError:
+        raise DistmlError(f"gpus {gpus!r} is not a whole number", where=part) from None
+    result = run_inference(
+        backend,
+        model_dir,
+        Path(parts_dir) / part,
+        shard_dir,
+        split=split,
+        batch_size=batch_size,
+        save_images=save_images,
+    )
+    if not result["images"]:
+        print(f"{part}: no images in split {split!r}; wrote an empty shard (it counts zero images)")
+    provider = str(result.get("provider", ""))
+    if asked > 0 and "CPU" in provider.upper():
+        raise DistmlError(
+            f"the task asked for {asked} GPU(s) ({accelerator or 'accelerator unset'}) but ran on {provider}",
+            where=part,
+            hint="Use an image with onnxruntime-gpu (or EDDL built with CUDA), or set gpus=0.",
+        )
+    return result
+
+
 def _file_sha256(path: object) -> str | None:
     """The model file's digest: gather checks that every shard ran the same model, wherever it lay."""
     if not path or not Path(str(path)).is_file():

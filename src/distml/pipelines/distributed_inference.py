@@ -2,8 +2,8 @@
 
 load a DTD dataset → split it into N parts → one ``infer_shard`` task per part in parallel
 (``dsl.ParallelFor``) → ``gather_metrics`` (weighted by images: the same numbers as the
-unsplit dataset) → ``cleanup_parts`` removes the temporary parts, whether the shards failed
-or not. The model comes from ``model_uri`` (a Model folder: gs://, s3://, minio:// or a local
+unsplit dataset) → ``cleanup_parts`` removes the temporary parts (or, where the object store
+keeps them, says what it left). The model comes from ``model_uri`` (a Model folder: gs://, s3://, minio:// or a local
 path) or, when that is empty, from a quick ``unet-small`` trained on the same data, so the
 defaults run as they are on KFP's local runner.
 """
@@ -19,12 +19,18 @@ from distml.components.infer_shard import infer_shard
 from distml.components.load_data import load_data
 from distml.components.split_dataset import split_dataset
 from distml.components.train import train
-from distml.pipelines.node_pools import on_gpu_pool
+from distml.pipelines.node_pools import DEFAULT_IMAGE, in_image, on_gpu_pool
 
 
-def infer_in_parallel(model, loaded, *, num_parts, backend, split, batch_size, gpu) -> dsl.PipelineTask:
-    """Split ``loaded``, infer every part in parallel, gather; the parts are removed in any case."""
-    parts = split_dataset(dataset=loaded.outputs["dataset"], num_parts=num_parts)
+def infer_in_parallel(model, loaded, *, num_parts, backend, split, batch_size, gpu, image) -> dsl.PipelineTask:
+    """Split ``loaded``, infer every part in parallel, gather, then remove the parts (once, after the gather).
+
+    Not ``ignore_upstream_failure()``: KFP's Argo compiler turns it into an exit hook on *each*
+    dependency (kubeflow/pipelines 2.17.0 backend/src/v2/compiler/argocompiler/dag.go:62-104), so
+    the clean-up would also run right after split_dataset, before the shards read the parts.
+    After a failed shard the parts stay, for a retry (docs/inference.md).
+    """
+    parts = in_image(split_dataset(dataset=loaded.outputs["dataset"], num_parts=num_parts), image)
     with dsl.ParallelFor(parts.outputs["Output"]) as part:
         shard = infer_shard(
             model=model,
@@ -39,9 +45,9 @@ def infer_in_parallel(model, loaded, *, num_parts, backend, split, batch_size, g
             gpus=gpu["gpus"],
             accelerator=gpu["accelerator"],
         )
-        on_gpu_pool(shard, **gpu)
-    gathered = gather_metrics(shards=dsl.Collected(shard.outputs["shard"]))
-    cleanup_parts(parts=parts.outputs["parts"]).after(gathered).ignore_upstream_failure()
+        on_gpu_pool(in_image(shard, image), **gpu)
+    gathered = in_image(gather_metrics(shards=dsl.Collected(shard.outputs["shard"])), image)
+    in_image(cleanup_parts(parts=parts.outputs["parts"]), image).after(gathered)
     return gathered
 
 
@@ -60,13 +66,14 @@ def distributed_inference(
     split: str = "test",
     batch_size: int = 8,
     quick_model_epochs: int = 10,
-    gpus: int = 0,
+    gpus: str = "0",
     accelerator: str = "nvidia.com/gpu",
     node_selector: Dict[str, str] = {},  # noqa: B006, UP006
     tolerations: List[Dict[str, str]] = [],  # noqa: B006, UP006
+    image: str = DEFAULT_IMAGE,
 ):
     gpu = {"node_selector": node_selector, "tolerations": tolerations, "gpus": gpus, "accelerator": accelerator}
-    loaded = load_data(source=source, images=images, size=image_size)
+    loaded = in_image(load_data(source=source, images=images, size=image_size), image)
     with dsl.If(model_uri == "", name="no-model-given"):
         quick = train(
             data=loaded.outputs["dataset"],
@@ -76,6 +83,7 @@ def distributed_inference(
             batch_size=8,
             image_size=image_size,
         )
+        in_image(quick, image)
         infer_in_parallel(
             quick.outputs["model"],
             loaded,
@@ -84,9 +92,17 @@ def distributed_inference(
             split=split,
             batch_size=batch_size,
             gpu=gpu,
+            image=image,
         )
     with dsl.Else(name="model-given"):
         given = dsl.importer(artifact_uri=model_uri, artifact_class=dsl.Model, reimport=False)
         infer_in_parallel(
-            given.output, loaded, num_parts=num_parts, backend=backend, split=split, batch_size=batch_size, gpu=gpu
+            given.output,
+            loaded,
+            num_parts=num_parts,
+            backend=backend,
+            split=split,
+            batch_size=batch_size,
+            gpu=gpu,
+            image=image,
         )

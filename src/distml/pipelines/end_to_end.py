@@ -22,7 +22,7 @@ from distml.components.deploy_kserve import deploy_kserve
 from distml.components.load_data import load_data
 from distml.components.select_model import select_model
 from distml.pipelines.distributed_inference import infer_in_parallel
-from distml.pipelines.node_pools import train_task
+from distml.pipelines.node_pools import DEFAULT_IMAGE, in_image, train_task
 
 
 @dsl.pipeline(
@@ -42,7 +42,8 @@ def end_to_end(
     backend: str = "onnxruntime",
     launcher: str = "local",
     namespace: str = "",
-    gpus: int = 0,
+    gpus_per_worker: int = 0,
+    gpus: str = "0",
     accelerator: str = "nvidia.com/gpu",
     node_selector: Dict[str, str] = {},  # noqa: B006, UP006
     tolerations: List[Dict[str, str]] = [],  # noqa: B006, UP006
@@ -50,14 +51,18 @@ def end_to_end(
     service_name: str = "distml-lesions",
     storage_uri: str = "",
     model_format: str = "onnx",
+    serving_runtime_version: str = "",
+    serving_service_account: str = "",
     serving_gpus: int = 0,
     serving_node_selector: Dict[str, str] = {},  # noqa: B006, UP006
     serving_tolerations: List[Dict[str, str]] = [],  # noqa: B006, UP006
+    image: str = DEFAULT_IMAGE,
 ):
-    loaded = load_data(source=source, images=images, size=image_size)
+    loaded = in_image(load_data(source=source, images=images, size=image_size), image)
     with dsl.ParallelFor(learning_rates) as learning_rate:
         trained = train_task(
             data=loaded.outputs["dataset"],
+            image=image,
             model_name="unet-small",
             learning_rate=learning_rate,
             workers=workers,
@@ -67,11 +72,11 @@ def end_to_end(
             onnx=True,
             launcher=launcher,
             namespace=namespace,
-            gpus_per_worker=gpus,
+            gpus_per_worker=gpus_per_worker,
             node_selector=node_selector,
             tolerations=tolerations,
         )
-    best = select_model(models=dsl.Collected(trained.outputs["model"]), metric="test_miou")
+    best = in_image(select_model(models=dsl.Collected(trained.outputs["model"]), metric="test_miou"), image)
     gpu = {"node_selector": node_selector, "tolerations": tolerations, "gpus": gpus, "accelerator": accelerator}
     gathered = infer_in_parallel(
         best.outputs["best"],
@@ -81,15 +86,19 @@ def end_to_end(
         split="test",
         batch_size=batch_size,
         gpu=gpu,
+        image=image,
     )
-    deploy_kserve(
+    deploy = deploy_kserve(
         model=best.outputs["best"],
         name=service_name,
         target=deploy_target,
         storage_uri=storage_uri,
         model_format=model_format,
+        runtime_version=serving_runtime_version,
+        service_account=serving_service_account,
         gpus=serving_gpus,
         node_selector=serving_node_selector,
         tolerations=serving_tolerations,
         namespace=namespace,
     ).after(gathered)
+    in_image(deploy, image)

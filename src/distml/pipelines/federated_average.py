@@ -15,7 +15,7 @@ from distml.components.average_models import average_models
 from distml.components.deploy_kserve import deploy_kserve
 from distml.components.load_data import load_data
 from distml.components.shard_data import shard_data
-from distml.pipelines.node_pools import train_task
+from distml.pipelines.node_pools import DEFAULT_IMAGE, in_image, train_task
 
 
 @dsl.pipeline(
@@ -38,14 +38,18 @@ def federated_average(
     service_name: str = "distml-averaged",
     storage_uri: str = "",
     model_format: str = "tensorflow",
+    serving_runtime_version: str = "",
+    serving_service_account: str = "",
     serving_gpus: int = 0,
     serving_node_selector: Dict[str, str] = {},  # noqa: B006, UP006
     serving_tolerations: List[Dict[str, str]] = [],  # noqa: B006, UP006
+    image: str = DEFAULT_IMAGE,
 ):
-    loaded = load_data(source=source)
-    shards = shard_data(data=loaded.outputs["dataset"], num_shards=num_shards)
+    loaded = in_image(load_data(source=source), image)
+    shards = in_image(shard_data(data=loaded.outputs["dataset"], num_shards=num_shards), image)
     with dsl.ParallelFor(shards.outputs["Output"]) as shard:
         trained = train_task(
+            image=image,
             data=shards.outputs["shards"],
             data_shard=shard,
             model_name=model_name,
@@ -58,15 +62,20 @@ def federated_average(
             node_selector=node_selector,
             tolerations=tolerations,
         )
-    averaged = average_models(models=dsl.Collected(trained.outputs["model"]), data=loaded.outputs["dataset"])
-    deploy_kserve(
+    averaged = in_image(
+        average_models(models=dsl.Collected(trained.outputs["model"]), data=loaded.outputs["dataset"]), image
+    )
+    deploy = deploy_kserve(
         model=averaged.outputs["averaged"],
         name=service_name,
         target=deploy_target,
         storage_uri=storage_uri,
         model_format=model_format,
+        runtime_version=serving_runtime_version,
+        service_account=serving_service_account,
         gpus=serving_gpus,
         node_selector=serving_node_selector,
         tolerations=serving_tolerations,
         namespace=namespace,
     )
+    in_image(deploy, image)

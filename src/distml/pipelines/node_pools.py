@@ -17,6 +17,11 @@ import os
 from kfp import kubernetes
 from kfp.dsl import PipelineTask
 
+from distml.components.image import COMPONENT_IMAGE
+
+#: Default of every pipeline's ``image`` parameter: the versioned image, or DISTML_IMAGE when compiling.
+DEFAULT_IMAGE = COMPONENT_IMAGE
+
 #: The ReadWriteMany claim that train tasks share with their TFJob's pods (docs/training.md),
 #: chosen when compiling: ``DISTML_WORK_PVC=distml-work distml compile``. A compile-time
 #: choice like the image, because a pod cannot mount a claim whose name is an empty parameter.
@@ -36,8 +41,21 @@ def with_work_volume(task: PipelineTask) -> PipelineTask:
     return task
 
 
-def train_task(data, *, launcher, namespace, gpus_per_worker, node_selector, tolerations, **training) -> PipelineTask:
-    """A ``train`` task whose TFJob (launcher="kubernetes") lands on the GPU pool and shares the work PVC.
+def in_image(task: PipelineTask, image) -> PipelineTask:
+    """Run ``task`` in ``image``, the pipeline's ``image`` parameter, resolved when the run starts.
+
+    KFP 2.17's driver resolves a container image given as a parameter placeholder
+    (kubeflow/pipelines 2.17.0 backend/src/v2/driver/driver.go:449, resolvePodSpecInputRuntimeParameter
+    in resolve.go:818-831), so a user chooses the image in the run form of an uploaded pipeline.
+    """
+    return task.set_container_image(image)
+
+
+def train_task(
+    data, *, image, launcher, namespace, gpus_per_worker, node_selector, tolerations, **training
+) -> PipelineTask:
+    """A ``train`` task in ``image`` whose TFJob (launcher="kubernetes") runs the same image on the GPU pool
+    and shares the work PVC.
 
     ``training`` holds the model's own inputs (model_name, epochs, batch_size, ...).
     """
@@ -45,6 +63,7 @@ def train_task(data, *, launcher, namespace, gpus_per_worker, node_selector, tol
 
     task = train(
         data=data,
+        image=image,
         launcher=launcher,
         namespace=namespace,
         gpus_per_worker=gpus_per_worker,
@@ -53,7 +72,7 @@ def train_task(data, *, launcher, namespace, gpus_per_worker, node_selector, tol
         pvc=train_pvc_argument(),
         **training,
     )
-    return with_work_volume(task)
+    return with_work_volume(in_image(task, image))
 
 
 def on_gpu_pool(task: PipelineTask, *, node_selector, tolerations, gpus, accelerator) -> PipelineTask:
@@ -61,7 +80,10 @@ def on_gpu_pool(task: PipelineTask, *, node_selector, tolerations, gpus, acceler
 
     ``node_selector`` (dict) and ``tolerations`` (list of dicts, Kubernetes' field names) are
     pipeline parameters; ``accelerator`` is the resource name (``nvidia.com/gpu``) and ``gpus``
-    the limit. On KFP's local runner these settings are ignored.
+    the limit, a **string** parameter: KFP's driver reads an accelerator count from a parameter
+    with ``GetStringValue()`` (kubeflow/pipelines 2.17.0 backend/src/v2/driver/resolve.go:825,
+    called from driver.go:432), which gives "" for a number, and then sets no GPU limit at all.
+    On KFP's local runner these settings are ignored.
     """
     kubernetes.add_node_selector_json(task, node_selector_json=node_selector)
     kubernetes.add_toleration_json(task, toleration_json=tolerations)

@@ -34,9 +34,14 @@ from kfp.dsl.graph_component import GraphComponent
 from distml import __version__
 from distml import pipelines as registry
 from distml.errors import DistmlError
+from distml.tolerations import tolerations_from_dicts
 
 FINAL_RUN_STATES = frozenset({"SUCCEEDED", "FAILED", "SKIPPED", "CANCELED"})
 PROBE_TIMEOUT_S = 5.0
+#: The oldest Kubeflow Pipelines backend that runs these pipelines: dsl.Collected of parameters and
+#: artifacts came with kubeflow/pipelines commit ed828b513a "feat(backend/sdk): enable dsl.Collected
+#: for parameters & artifacts (#11725)", first tagged 2.14.0.
+MIN_KFP_BACKEND = (2, 14, 0)
 DEFAULT_RUNS_DIR = Path("distml-runs")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -121,7 +126,11 @@ def parse_params(pipeline: GraphComponent, items: Iterable[str]) -> dict[str, An
 
 
 def check_arguments(pipeline: GraphComponent, arguments: Mapping[str, Any]) -> None:
-    """Unknown names and missing required parameters, caught before anything runs."""
+    """Unknown names, missing required parameters and bad tolerations, caught before anything runs.
+
+    A ``*tolerations`` list reaches KFP task pods unchecked (kfp.kubernetes passes it to the pod as
+    it is), so it is checked here by the rules the train and deploy steps apply (distml.tolerations).
+    """
     specs = pipeline.component_spec.inputs
     unknown = sorted(set(arguments) - set(specs))
     if unknown:
@@ -131,6 +140,9 @@ def check_arguments(pipeline: GraphComponent, arguments: Mapping[str, Any]) -> N
     missing = sorted(name for name, spec in specs.items() if not spec.optional and name not in arguments)
     if missing:
         raise DistmlError(f"{pipeline.name} needs {', '.join(missing)}", hint="Give them with --param KEY=VALUE")
+    for name, value in arguments.items():
+        if name.endswith("tolerations"):
+            tolerations_from_dicts(value, where=name)
 
 
 # --- compile ----------------------------------------------------------------------------------
@@ -420,14 +432,37 @@ def _check_host(host: str) -> str:
             f"cannot reach Kubeflow Pipelines at {host}: {reason}", where="--host", hint=reach_hint
         ) from None
     try:
-        json.loads(body)
+        health = json.loads(body)
     except ValueError:
         raise DistmlError(
             f"{url} did not answer with JSON (a login page or another service?)",
             where=host,
             hint="Point --host at the Kubeflow Pipelines 2.x API; behind a login, use a port-forward to ml-pipeline-ui",
         ) from None
+    check_backend_version(health.get("tag_name") if isinstance(health, dict) else None, host)
     return host
+
+
+def check_backend_version(tag_name: str | None, host: str) -> None:
+    """Refuse a KFP backend older than MIN_KFP_BACKEND, read from healthz's ``tag_name``.
+
+    The API server answers ``{"commit_sha", "tag_name", "multi_user", ...}`` with tag_name from its
+    image's TAG_NAME (kubeflow/pipelines 2.17.0 backend/src/apiserver/main.go:465-490, backend/Dockerfile:65-66;
+    2.14.0 main.go:318-320). A build without a release tag says "unknown": then nothing can be told, and
+    the run goes ahead.
+    """
+    match = re.fullmatch(r"v?(\d+)\.(\d+)\.(\d+)(?:[-+.].*)?", (tag_name or "").strip())
+    if match is None:
+        return
+    version = tuple(int(part) for part in match.groups())
+    if version < MIN_KFP_BACKEND:
+        minimum = ".".join(map(str, MIN_KFP_BACKEND))
+        raise DistmlError(
+            f"Kubeflow Pipelines {tag_name} is too old: these pipelines need backend {minimum} or newer "
+            "(dsl.Collected of parameters and artifacts)",
+            where=host,
+            hint=f"Upgrade Kubeflow Pipelines to {minimum}+ (docs/cluster-setup.md says how to check the version).",
+        )
 
 
 def connect(host: str) -> kfp.Client:

@@ -15,7 +15,7 @@ from kfp import dsl
 from distml.components.deploy_kserve import deploy_kserve
 from distml.components.load_data import load_data
 from distml.components.select_model import select_model
-from distml.pipelines.node_pools import train_task
+from distml.pipelines.node_pools import DEFAULT_IMAGE, in_image, train_task
 
 
 @dsl.pipeline(
@@ -40,15 +40,19 @@ def train_select_deploy(
     service_name: str = "distml-classifier",
     storage_uri: str = "",
     model_format: str = "tensorflow",
+    serving_runtime_version: str = "",
+    serving_service_account: str = "",
     serving_gpus: int = 0,
     serving_node_selector: Dict[str, str] = {},  # noqa: B006, UP006
     serving_tolerations: List[Dict[str, str]] = [],  # noqa: B006, UP006
     min_replicas: int = 1,
     max_replicas: int = 1,
+    image: str = DEFAULT_IMAGE,
 ):
-    loaded = load_data(source=source)
+    loaded = in_image(load_data(source=source), image)
     with dsl.ParallelFor(models) as model_name:
         trained = train_task(
+            image=image,
             data=loaded.outputs["dataset"],
             model_name=model_name,
             workers=workers,
@@ -60,13 +64,15 @@ def train_select_deploy(
             node_selector=node_selector,
             tolerations=tolerations,
         )
-    best = select_model(models=dsl.Collected(trained.outputs["model"]), metric=metric, lowest=lowest)
-    deploy_kserve(
+    best = in_image(select_model(models=dsl.Collected(trained.outputs["model"]), metric=metric, lowest=lowest), image)
+    deploy = deploy_kserve(
         model=best.outputs["best"],
         name=service_name,
         target=deploy_target,
         storage_uri=storage_uri,
         model_format=model_format,
+        runtime_version=serving_runtime_version,
+        service_account=serving_service_account,
         gpus=serving_gpus,
         node_selector=serving_node_selector,
         tolerations=serving_tolerations,
@@ -74,3 +80,4 @@ def train_select_deploy(
         max_replicas=max_replicas,
         namespace=namespace,
     )
+    in_image(deploy, image)

@@ -1,9 +1,26 @@
 """The KServe InferenceService for a Model folder, built with the kserve SDK's typed models.
 
 ``storage_uri`` is the URI of a distml Model folder (``pvc://``, ``s3://`` or ``gs://``). The
-predictor reads ``<uri>/model`` for ``tensorflow`` (the TF Serving base path holding version
-``1/``) and ``<uri>`` for ``onnx`` (KServe's ONNX runtime loads ``model.onnx`` from that folder
-and needs the V2 protocol).
+predictor reads:
+
+* ``tensorflow``: ``<uri>/model``, the TF Serving base path holding version ``1/``. KServe's
+  runtime ``kserve-tensorflow-serving`` pulls ``tensorflow/serving:2.6.2`` unless ``runtimeVersion``
+  says otherwise (kserve/kserve config/runtimes/kustomization.yaml:22-24 at aaac4e29), and once
+  ``runtimeVersion`` is set it no longer appends ``-gpu`` for GPU pods itself
+  (pkg/controller/v1beta1/inferenceservice/utils/utils.go:348-356, UpdateImageTag). So every
+  InferenceService here names its TF Serving release: DEFAULT_TF_SERVING_VERSION, with ``-gpu``
+  added when it asks for GPUs.
+* ``onnx``: ``<uri>/triton``, the Triton model repository every ONNX Model folder carries
+  (distml.training.model_folder). KServe's only default runtime for ``modelFormat: onnx`` is
+  Triton, started with ``--model-store=/mnt/models`` (config/runtimes/kserve-tritonserver.yaml:24-42),
+  and Triton wants ``<repository>/<model name>/<version>/model.onnx``; V2 clients address the
+  repository's model name, which ``distml serve`` answers under too.
+
+An ``s3://`` URI needs a service account whose secret carries the keys and
+``serving.kserve.io/s3-endpoint``: KServe mounts the credentials of the predictor's service
+account, ``default`` when none is named (pkg/credentials/service_account_credentials.go:212-232),
+and the namespace's ``default`` has none for KFP's MinIO. So an s3:// spec without one is refused
+(docs/cluster-setup.md, manifests/serving-s3.yaml).
 
 No ``sidecar.istio.io/inject`` annotation is set: unlike TFJob pods, serving pods never have to
 complete, and in a Kubeflow namespace the Istio sidecar carries the mesh's routing and
@@ -18,10 +35,16 @@ from typing import Any
 
 from distml.errors import DistmlError
 from distml.kube import GPU_RESOURCE
+from distml.tolerations import Toleration
+from distml.training.model_folder import SAVED_MODEL_DIR, TRITON_DIR
 
 FORMATS = ("tensorflow", "onnx")
 STORAGE_SCHEMES = ("pvc://", "s3://", "gs://")
 SCALE_METRICS = ("cpu", "memory", "concurrency", "rps")
+#: The newest TF Serving release (tensorflow/serving#4129: 2.20.0 is out, none for TF 2.21 yet).
+#: Our SavedModels use only core ops of tf-keras layers, which TF Serving 2.20 has; a newer release
+#: can be named with runtime_version.
+DEFAULT_TF_SERVING_VERSION = "2.20.0"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "distml"}
 # KServe derives Knative service and host names from the InferenceService name: a DNS-1035 label, kept short.
 _NAME = re.compile(r"^[a-z]([-a-z0-9]{0,43}[a-z0-9])?$")
@@ -39,14 +62,23 @@ class ServingSpec:
     cpu: str = "1"
     memory: str = "2Gi"
     node_selector: dict[str, str] = field(default_factory=dict)
-    #: ``kubernetes.client.V1Toleration`` objects (see distml.cli.options.parse_toleration).
-    tolerations: list[Any] = field(default_factory=list)
+    tolerations: list[Toleration] = field(default_factory=list)
     min_replicas: int = 1
     max_replicas: int = 1
     scale_metric: str | None = None
     scale_target: int | None = None
     canary_traffic_percent: int | None = None
     service_account: str | None = None
+    #: The runtime image's tag (``runtimeVersion``); None: DEFAULT_TF_SERVING_VERSION for tensorflow,
+    #: KServe's own Triton release for onnx. A TF Serving release gets ``-gpu`` when gpus > 0.
+    runtime_version: str | None = None
+
+    def runtime_tag(self) -> str | None:
+        """The ``runtimeVersion`` the InferenceService carries."""
+        if self.model_format != "tensorflow":
+            return self.runtime_version or None
+        version = self.runtime_version or DEFAULT_TF_SERVING_VERSION
+        return f"{version}-gpu" if self.gpus and not version.endswith("-gpu") else version
 
     def check(self) -> None:
         """Raise DistmlError for a value KServe would refuse (or silently misread)."""
@@ -62,6 +94,17 @@ class ServingSpec:
                 f"storage URI {self.storage_uri!r} is not pvc://, s3:// or gs://",
                 hint="Point at the Model folder, e.g. pvc://models/run-1/model.",
             )
+        if self.storage_uri.startswith("s3://") and not self.service_account:
+            raise DistmlError(
+                f"storage URI {self.storage_uri} is on S3, but no service account gives the predictor its keys "
+                "(KServe would use the namespace's `default`, which has none)",
+                hint="Pass the service account whose secret carries the S3 keys and serving.kserve.io/s3-endpoint "
+                "(serving_service_account / --service-account; docs/cluster-setup.md, manifests/serving-s3.yaml).",
+            )
+        if self.runtime_version is not None and not re.fullmatch(r"[\w][\w.\-]{0,127}", self.runtime_version):
+            raise DistmlError(f"runtime version {self.runtime_version!r} is not an image tag", hint="e.g. 2.20.0")
+        for toleration in self.tolerations:
+            toleration.check()
         if self.gpus < 0 or self.min_replicas < 0 or self.max_replicas < 1:
             raise DistmlError("GPUs and min replicas must be >= 0, max replicas >= 1")
         if self.min_replicas > self.max_replicas:
@@ -74,15 +117,6 @@ class ServingSpec:
             raise DistmlError(f"canary traffic percent {self.canary_traffic_percent} is not within 0..100")
 
 
-def make_toleration(key: str, effect: str, value: str | None = None) -> Any:
-    """A ``V1Toleration``: operator Equal with a value, else Exists (matches the key alone)."""
-    from kubernetes.client import V1Toleration
-
-    if value:
-        return V1Toleration(key=key, operator="Equal", value=value, effect=effect)
-    return V1Toleration(key=key, operator="Exists", effect=effect)
-
-
 def storage_uri_of_artifact(uri: str) -> str | None:
     """The KServe storage URI of a KFP artifact URI: gs:// and s3:// as they are, minio:// as s3://."""
     if uri.startswith(("gs://", "s3://")):
@@ -93,9 +127,9 @@ def storage_uri_of_artifact(uri: str) -> str | None:
 
 
 def predictor_storage_uri(model_folder_uri: str, model_format: str) -> str:
-    """Where the predictor reads: ``<uri>/model`` (TF Serving base path) or ``<uri>`` (holds model.onnx)."""
+    """Where the predictor reads: ``<uri>/model`` (TF Serving base path) or ``<uri>/triton`` (Triton repository)."""
     base = model_folder_uri.rstrip("/")
-    return f"{base}/model" if model_format == "tensorflow" else base
+    return f"{base}/{SAVED_MODEL_DIR}" if model_format == "tensorflow" else f"{base}/{TRITON_DIR}"
 
 
 def build_inference_service(spec: ServingSpec) -> Any:
@@ -122,6 +156,7 @@ def build_inference_service(spec: ServingSpec) -> Any:
         model_format=V1beta1ModelFormat(name=spec.model_format),
         protocol_version="v2" if spec.model_format == "onnx" else "v1",
         storage_uri=predictor_storage_uri(spec.storage_uri, spec.model_format),
+        runtime_version=spec.runtime_tag(),
         resources=V1ResourceRequirements(requests=requests, limits=limits),
     )
     predictor = V1beta1PredictorSpec(
@@ -132,7 +167,7 @@ def build_inference_service(spec: ServingSpec) -> Any:
         scale_target=spec.scale_target,
         canary_traffic_percent=spec.canary_traffic_percent,
         node_selector=spec.node_selector or None,
-        tolerations=spec.tolerations or None,
+        tolerations=[toleration.to_k8s() for toleration in spec.tolerations] or None,
         service_account_name=spec.service_account,
     )
     return V1beta1InferenceService(

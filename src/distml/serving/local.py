@@ -3,6 +3,10 @@
 ``DistmlModel`` is a ``kserve.Model``: V1 protocol (``GET /v1/models/NAME``, ``POST
 /v1/models/NAME:predict`` with ``{"instances": [...]}``) and V2 (``POST /v2/models/NAME/infer``).
 Requests of the wrong shape or type get HTTP 400 with a message saying what the model takes.
+A Model folder with a Triton repository (every ONNX export) is also served under that
+repository's model name, so ``/v2/models/<that name>/infer`` works here as it does on the
+cluster's Triton predictor (distml.serving.isvc); V2 responses name the ONNX output tensor as
+Triton does.
 
 Prediction runs on ONNX Runtime when the folder has ``model.onnx`` (starts in about a second,
 no TensorFlow import in the server, fastest for small batches on CPU), else on the TF SavedModel's
@@ -30,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from distml.errors import DistmlError
-from distml.training.model_folder import ONNX_FILE, read_model_info, saved_model_path
+from distml.training.model_folder import ONNX_FILE, read_model_info, saved_model_path, triton_model_name
 
 #: Largest batch one request may carry (bounds the server's memory per request).
 MAX_INSTANCES = 4096
@@ -61,6 +65,7 @@ class Predictor:
             self.backend = "onnxruntime"
             self._session = onnxruntime.InferenceSession(str(folder / ONNX_FILE), providers=["CPUExecutionProvider"])
             self._input_name = self._session.get_inputs()[0].name
+            self.output_name = self._session.get_outputs()[0].name
         elif (saved_model_path(folder) / "saved_model.pb").exists():
             os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
             import tensorflow as tf
@@ -68,6 +73,7 @@ class Predictor:
             self.backend = "tensorflow"
             self._signature = tf.saved_model.load(str(saved_model_path(folder))).signatures["serving_default"]
             self._input_name = next(iter(self._signature.structured_input_signature[1]))
+            self.output_name = "output"
         else:
             raise DistmlError(
                 f"neither {ONNX_FILE} nor model/1/saved_model.pb", where=str(folder), hint="Export the model."
@@ -96,8 +102,20 @@ class Predictor:
         return next(iter(outputs.values())).numpy()
 
 
-def make_kserve_model(model_dir: str | os.PathLike[str], name: str) -> Any:
-    """A loaded ``kserve.Model`` serving ``model_dir`` under ``name``."""
+def serving_names(model_dir: str | os.PathLike[str], name: str) -> list[str]:
+    """The names ``model_dir`` is served under: ``name``, and its Triton repository's model name if another."""
+    triton_name = triton_model_name(model_dir)
+    return [name] if triton_name in (None, name) else [name, triton_name]
+
+
+def make_kserve_models(model_dir: str | os.PathLike[str], name: str) -> list[Any]:
+    """Loaded ``kserve.Model``s serving ``model_dir`` under each of serving_names (one Predictor shared)."""
+    predictor = Predictor(model_dir)
+    return [make_kserve_model(model_dir, served, predictor) for served in serving_names(model_dir, name)]
+
+
+def make_kserve_model(model_dir: str | os.PathLike[str], name: str, predictor: Predictor | None = None) -> Any:
+    """A loaded ``kserve.Model`` serving ``model_dir`` under ``name`` (with ``predictor`` if one is loaded)."""
     kserve = _import_kserve()
     from kserve.errors import InvalidInput
     from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
@@ -110,7 +128,7 @@ def make_kserve_model(model_dir: str | os.PathLike[str], name: str) -> Any:
             self.predictor: Predictor | None = None
 
         def load(self) -> bool:
-            self.predictor = Predictor(model_dir)
+            self.predictor = predictor or Predictor(model_dir)
             self.ready = True
             return self.ready
 
@@ -124,7 +142,7 @@ def make_kserve_model(model_dir: str | os.PathLike[str], name: str) -> Any:
                 except ValueError as err:
                     raise InvalidInput(str(err)) from None
                 result = self.predictor.predict(batch).astype(np.float32)
-                output = InferOutput(name="output", shape=list(result.shape), datatype="FP32")
+                output = InferOutput(name=self.predictor.output_name, shape=list(result.shape), datatype="FP32")
                 output.set_data_from_numpy(result, binary_data=False)
                 return InferResponse(response_id=payload.id or "", model_name=name, infer_outputs=[output])
             if not isinstance(payload, dict) or "instances" not in payload:
@@ -140,13 +158,13 @@ def make_kserve_model(model_dir: str | os.PathLike[str], name: str) -> Any:
     return model
 
 
-def run_server(model: Any, port: int) -> None:
-    """Serve a loaded model (make_kserve_model) in this process until SIGINT/SIGTERM.
+def run_server(models: list[Any], port: int) -> None:
+    """Serve loaded models (make_kserve_models) in this process until SIGINT/SIGTERM.
 
     HTTP only (no gRPC port); KServe's REST server binds all interfaces.
     """
     kserve = _import_kserve()
-    kserve.ModelServer(http_port=port, enable_grpc=False, workers=1, enable_latency_logging=False).start([model])
+    kserve.ModelServer(http_port=port, enable_grpc=False, workers=1, enable_latency_logging=False).start(models)
 
 
 def free_port() -> int:
@@ -244,10 +262,11 @@ def http_json(method: str, url: str, body: Any = None, *, timeout: float = 30.0)
 def serve_and_check(
     model_dir: str | os.PathLike[str], name: str, instances: Any = None, *, port: int | None = None
 ) -> dict[str, Any]:
-    """Start the local server, check readiness and one prediction over HTTP, stop it; report what it saw.
+    """Start the local server, check readiness and one prediction over HTTP (V1, and V2 under the name the
+    cluster uses), stop it; report what it saw.
 
     ``instances`` defaults to one all-zero input of the model's shape. Raises DistmlError when the
-    prediction does not come back with HTTP 200 and one prediction per instance.
+    prediction does not come back with HTTP 200 and one prediction per instance, or V2 without outputs.
     """
     info = read_model_info(model_dir)
     if instances is None:
@@ -257,17 +276,33 @@ def serve_and_check(
         started = time.monotonic() - start
         status, body = server.predict(instances)
         url = f"{server.url}/v1/models/{name}:predict"
+        v2_url, v2_status, v2_body = _check_v2(server, model_dir, name, instances)
     predictions = body.get("predictions")
     if status != 200 or not isinstance(predictions, list) or len(predictions) != len(instances):
         raise DistmlError(f"local prediction check failed: HTTP {status}: {body}", where=url)
+    if v2_status != 200 or not v2_body.get("outputs"):
+        raise DistmlError(f"local V2 prediction check failed: HTTP {v2_status}: {v2_body}", where=v2_url)
     return {
         "url": url,
+        "v2_url": v2_url,
         "status": "Ready",
         "http_status": status,
         "instances": len(instances),
         "predictions": predictions,
         "startup_seconds": round(started, 3),
     }
+
+
+def _check_v2(
+    server: LocalServer, model_dir: str | os.PathLike[str], name: str, instances: Any
+) -> tuple[str, int, dict[str, Any]]:
+    """One V2 request to the name the cluster uses (the Triton model's, else ``name``): (url, status, body)."""
+    served = serving_names(model_dir, name)[-1]
+    array = np.asarray(instances, dtype=np.float32)
+    tensor = {"name": "input", "shape": list(array.shape), "datatype": "FP32", "data": array.ravel().tolist()}
+    url = f"{server.url}/v2/models/{served}/infer"
+    status, body = http_json("POST", url, {"inputs": [tensor]})
+    return url, status, body
 
 
 def _main(argv: list[str] | None = None) -> None:
@@ -277,7 +312,7 @@ def _main(argv: list[str] | None = None) -> None:
     parser.add_argument("name")
     parser.add_argument("port", type=int)
     args = parser.parse_args(argv)
-    run_server(make_kserve_model(args.model_dir, args.name), args.port)
+    run_server(make_kserve_models(args.model_dir, args.name), args.port)
 
 
 if __name__ == "__main__":

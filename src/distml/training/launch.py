@@ -1,4 +1,4 @@
-"""Train with either launcher from one set of arguments: what the CLI and the component call."""
+"""Train with either launcher from one set of arguments: ``train`` is what the CLI and the component call."""
 
 from __future__ import annotations
 
@@ -15,12 +15,16 @@ from typing import Any
 from distml import kube
 from distml.errors import DistmlError
 from distml.staging import staged_folder
+from distml.tolerations import Toleration, tolerations_from_dicts
 from distml.training.local import run_local
 from distml.training.model_folder import METRICS_FILE
-from distml.training.spec import PvcMount, RunPolicy, Toleration, TrainingSpec, worker_args, worker_command
+from distml.training.spec import PvcMount, RunPolicy, TrainingSpec, worker_args, worker_command
 from distml.training.worker import WorkerConfig
 
 Progress = Callable[[str], None]
+LAUNCHERS = ("local", "kubernetes")
+#: Metrics of metrics.json that the train component shows in KFP's UI.
+HEADLINE_METRICS = ("test_accuracy", "test_miou", "test_loss", "workers", "global_batch_size")
 
 
 @dataclass
@@ -73,6 +77,104 @@ def train_local(
     with tempfile.TemporaryDirectory(prefix="distml-train-logs-") as scratch:
         run_local(worker_args(config), workers, log_dir=log_dir or scratch, progress=progress, timeout=timeout)
     return json.loads((config.out / METRICS_FILE).read_text(encoding="utf-8"))
+
+
+def train(
+    config: WorkerConfig,
+    workers: int,
+    *,
+    launcher: str,
+    options: ClusterOptions | None = None,
+    progress: Progress | None = None,
+    log_dir: str | os.PathLike[str] | None = None,
+    timeout: float | None = None,
+) -> dict[str, Any]:
+    """Train ``config`` with ``workers`` workers on ``launcher``; return the chief's metrics.json.
+
+    local: worker processes here, their logs in ``log_dir``; kubernetes: a TFJob placed per
+    ``options`` (required), the failed replicas' logs and events in ``log_dir``.
+    """
+    if launcher not in LAUNCHERS:
+        raise DistmlError(f"launcher {launcher!r} unknown", hint=f"Use one of: {', '.join(LAUNCHERS)}.")
+    if launcher == "local":
+        return train_local(config, workers, progress=progress, log_dir=log_dir, timeout=timeout)
+    if options is None:
+        raise DistmlError("launcher=kubernetes needs ClusterOptions (image, namespace, placement)")
+    return train_kubernetes(config, workers, options, progress=progress, failure_dir=log_dir)
+
+
+def train_step(
+    data_dir: str,
+    model_dir: str,
+    model_uri: str,
+    logs_dir: str,
+    *,
+    model_name: str,
+    workers: int,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    image_size: int,
+    onnx: bool,
+    launcher: str,
+    image: str,
+    gpus_per_worker: int,
+    node_selector: dict[str, str],
+    tolerations: list[dict[str, Any]],
+    namespace: str,
+    pvc: str,
+    timeout_seconds: int,
+    data_shard: str = "",
+    progress: Progress | None = print,
+) -> dict[str, Any]:
+    """The train component's body: its inputs as KFP gives them ("" and 0 for unset, JSON tolerations).
+
+    Kept in the library so an uploaded pipeline runs the logic of the image it names. With
+    launcher=kubernetes the TFJob's pods run ``image`` (the pipelines pass their ``image``
+    parameter, the same one their tasks run in) and share the work PVC ``pvc`` ("CLAIM:MOUNT").
+    """
+    config = WorkerConfig(
+        model=model_name,
+        data=Path(data_dir) / data_shard if data_shard else Path(data_dir),
+        out=Path(model_dir),
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        image_size=image_size or None,
+        onnx=onnx,
+    )
+    Path(logs_dir).mkdir(parents=True, exist_ok=True)
+    options = None
+    if launcher == "kubernetes":
+        if not pvc:
+            raise DistmlError(
+                "launcher=kubernetes needs a volume shared by this task and the TFJob's pods (pvc is empty)",
+                hint="Compile the pipeline with DISTML_WORK_PVC=<ReadWriteMany claim> (docs/training.md).",
+            )
+        if not image:
+            raise DistmlError(
+                "launcher=kubernetes needs the image the TFJob's workers run (image is empty)",
+                hint="Pass the pipeline's `image` parameter, the image this task runs in.",
+            )
+        options = ClusterOptions(
+            image=image,
+            namespace=namespace,
+            gpus_per_worker=gpus_per_worker,
+            node_selector=dict(node_selector),
+            tolerations=tolerations_from_dicts(tolerations),
+            pvc=PvcMount.parse(pvc),
+            timeout=timeout_seconds,
+            run_key=model_uri,  # same for a retried task of this run: the launcher re-attaches to its job
+        )
+    return train(
+        config,
+        workers,
+        launcher=launcher,
+        options=options,
+        progress=progress,
+        log_dir=logs_dir,
+        timeout=timeout_seconds,
+    )
 
 
 def cluster_spec(config: WorkerConfig, workers: int, options: ClusterOptions) -> TrainingSpec:

@@ -6,6 +6,9 @@ Layout (the KFP Model artifact is this folder)::
     model.keras         tf-keras native file (weights averaging, reloading for more training)
     model.onnx          optional ONNX export (input NHWC float32 in [0, 1]), tf2onnx: ONNX Runtime, KServe
     model-eddl.onnx     with model.onnx: the same network as NCHW ONNX that EDDL imports (the ecvl backend)
+    triton/<name>/      with model.onnx: a Triton model repository of that model, for KServe's
+      config.pbtxt      ONNX runtime (Triton, --model-store=/mnt/models); <name> is the
+      1/model.onnx      architecture, the model name V2 clients use on the cluster and locally
     metrics.json        training metrics (workers, global_batch_size, epochs, test_*)
     model.json          {"architecture", "task", "input_shape", "classes", "framework"}
 
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +38,12 @@ ONNX_FILE = "model.onnx"
 EDDL_ONNX_FILE = "model-eddl.onnx"
 #: model.json key: why there is no model-eddl.onnx (what EDDL cannot import), or null when there is one.
 EDDL_REFUSED_KEY = "eddl_onnx_refused"
+TRITON_DIR = "triton"
 METRICS_FILE = "metrics.json"
 MODEL_INFO_FILE = "model.json"
+TRITON_CONFIG_FILE = "config.pbtxt"
+#: ONNX element types -> Triton's config data types (model_config.proto DataType).
+_TRITON_TYPES = {"FLOAT": "TYPE_FP32", "DOUBLE": "TYPE_FP64", "INT64": "TYPE_INT64", "INT32": "TYPE_INT32"}
 #: Name of the model's input layer and so of the serving signature's input.
 INPUT_NAME = "input"
 
@@ -70,10 +78,66 @@ def save_model_folder(
         }
         if onnx:
             _to_onnx(saved_model_path(staging), staging / ONNX_FILE)
+            write_triton_repository(staging, architecture)
             info[EDDL_REFUSED_KEY] = _to_eddl_onnx(model, staging / EDDL_ONNX_FILE)
         _write_json(staging / MODEL_INFO_FILE, info)
         _write_json(staging / METRICS_FILE, metrics)
     return out
+
+
+def write_triton_repository(folder: str | os.PathLike[str], name: str) -> Path:
+    """``<folder>/triton/<name>/1/model.onnx`` and its ``config.pbtxt``, from the folder's model.onnx.
+
+    Layout and naming per Triton's docs (triton-inference-server/server
+    docs/user_guide/model_repository.md, "Repository Layout"; model.onnx is the ONNX Runtime
+    backend's default file name; a config's ``name`` must equal its directory's). The config
+    says ``max_batch_size: 0`` with the batch as the first, variable dimension, so a request
+    carries ``[N, ...]`` as it does locally; Triton's auto-completed config would cap N at its
+    default maximum batch size otherwise (docs/user_guide/model_configuration.md).
+    """
+    import onnx
+
+    source = Path(folder) / ONNX_FILE
+    graph = onnx.load(str(source), load_external_data=False).graph
+    initializers = {tensor.name for tensor in graph.initializer}
+    inputs = [_tensor_config(value) for value in graph.input if value.name not in initializers]
+    outputs = [_tensor_config(value) for value in graph.output]
+    model_dir = Path(folder) / TRITON_DIR / name
+    (model_dir / SERVING_VERSION).mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, model_dir / SERVING_VERSION / ONNX_FILE)
+    config = [f'name: "{name}"', 'backend: "onnxruntime"', "max_batch_size: 0"]
+    config += _config_block("input", inputs) + _config_block("output", outputs)
+    (model_dir / TRITON_CONFIG_FILE).write_text("\n".join(config) + "\n", encoding="utf-8")
+    return model_dir
+
+
+def triton_model_name(folder: str | os.PathLike[str]) -> str | None:
+    """The model name of a Model folder's Triton repository (its only model), or None without one."""
+    repository = Path(folder) / TRITON_DIR
+    names = sorted(p.name for p in repository.iterdir() if p.is_dir()) if repository.is_dir() else []
+    if len(names) > 1:
+        raise DistmlError(f"the Triton repository holds {len(names)} models: {', '.join(names)}", where=str(repository))
+    return names[0] if names else None
+
+
+def _tensor_config(value: Any) -> dict[str, Any]:
+    """Name, Triton data type and dims (-1 where the ONNX dimension is symbolic) of a graph input or output."""
+    import onnx
+
+    tensor = value.type.tensor_type
+    element = onnx.TensorProto.DataType.Name(tensor.elem_type)
+    if element not in _TRITON_TYPES:
+        raise DistmlError(f"ONNX tensor {value.name!r} has type {element}, which the Triton config here does not map")
+    dims = [d.dim_value if d.HasField("dim_value") else -1 for d in tensor.shape.dim]
+    return {"name": value.name, "data_type": _TRITON_TYPES[element], "dims": dims}
+
+
+def _config_block(kind: str, tensors: list[dict[str, Any]]) -> list[str]:
+    entries = [
+        f'  {{ name: "{t["name"]}", data_type: {t["data_type"]}, dims: [ {", ".join(map(str, t["dims"]))} ] }}'
+        for t in tensors
+    ]
+    return [f"{kind} [", ",\n".join(entries), "]"]
 
 
 def read_model_info(folder: str | os.PathLike[str]) -> dict[str, Any]:

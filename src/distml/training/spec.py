@@ -6,10 +6,10 @@ from a :class:`TrainingSpec` (distml.training.tfjob).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from distml.errors import DistmlError
+from distml.tolerations import Toleration
 from distml.training.local import WORKER_MODULE
 from distml.training.worker import WorkerConfig
 
@@ -17,27 +17,6 @@ from distml.training.worker import WorkerConfig
 #: left waiting on a failed peer hold their GPUs otherwise) and keep the finished ones, failed pods' logs
 #: included, for debugging. The launcher saves the failed replicas' logs before it deletes the job.
 DEFAULT_CLEAN_POD_POLICY = "Running"
-EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
-
-
-@dataclass
-class Toleration:
-    """``KEY[=VALUE]:EFFECT``: without a value the toleration matches the key (operator Exists)."""
-
-    key: str
-    effect: str
-    value: str | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> Toleration:
-        match = re.fullmatch(r"([^=:]+)(?:=([^:]*))?:(\w+)", text)
-        if not match or match.group(3) not in EFFECTS:
-            raise DistmlError(
-                f"bad toleration {text!r}",
-                hint=f"Write KEY[=VALUE]:EFFECT with EFFECT one of {', '.join(EFFECTS)} "
-                "(e.g. nvidia.com/gpu:NoSchedule).",
-            )
-        return cls(key=match.group(1), value=match.group(2), effect=match.group(3))
 
 
 @dataclass

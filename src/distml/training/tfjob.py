@@ -93,16 +93,7 @@ def _replica(spec: TrainingSpec, count: int) -> Any:
     pod = k8s.V1PodSpec(
         containers=[container],
         node_selector=dict(spec.node_selector) or None,
-        tolerations=[
-            k8s.V1Toleration(
-                key=t.key,
-                operator="Equal" if t.value is not None else "Exists",
-                value=t.value,
-                effect=t.effect,
-            )
-            for t in spec.tolerations
-        ]
-        or None,
+        tolerations=[toleration.to_k8s() for toleration in spec.tolerations] or None,  # fields as given
         volumes=[
             k8s.V1Volume(
                 name=_volume(p.claim),
