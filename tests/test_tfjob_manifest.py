@@ -149,3 +149,11 @@ def test_volume_names_are_dns_labels_for_any_claim_name():
     assert len(set(names)) == 3 and "pvc-x-y" in names
     assert [volume["persistentVolumeClaim"]["claimName"] for volume in pod["volumes"]] == [long_a, long_b, "x.y"]
     assert [mount["name"] for mount in pod["containers"][0]["volumeMounts"]] == names
+
+
+def test_the_docs_give_the_operators_cleanpodpolicy_default_and_ours():
+    """Defect 12: v1.9 defaults cleanPodPolicy to None (tensorflow_defaults.go:52-53), not Running."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "training.md").read_text()
+    assert "for TFJobs in v1.9 is `None`" in text
+    assert "the operator's own\n  default" not in text and "`Running`, the operator's own" not in text
+    assert "Ours is `Running`" in text
