@@ -24,3 +24,31 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         report.outcome = "failed"
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.longrepr = f"CI=true: a test marked {needs_shared[0]!r} may not skip ({reason})"
+
+
+@pytest.fixture(scope="session")
+def envtest_cluster():
+    """A real kube-apiserver for the whole run, with our CRDs, a namespace and manifests/rbac.yaml in it
+    (tests/kube_envtest.py); the tests that use it carry ``@pytest.mark.envtest``."""
+    from kube_envtest import EnvtestUnavailable, control_plane, install
+
+    plane = control_plane()
+    try:
+        started = plane.__enter__()
+    except EnvtestUnavailable as reason:
+        pytest.skip(str(reason))
+    try:
+        yield install(started)
+    finally:
+        plane.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def fake_kubelet(envtest_cluster, tmp_path_factory):
+    """A Node whose kubelet is a local HTTPS server: pods/log of pods on it works through the real API server."""
+    from kube_envtest import _make_pki
+    from upstream_controllers import FakeKubelet
+
+    kubelet = FakeKubelet(envtest_cluster.admin, _make_pki(tmp_path_factory.mktemp("kubelet") / "pki"))
+    yield kubelet
+    kubelet.close()

@@ -1,7 +1,7 @@
-"""Kubernetes launcher against a local HTTP test double of the Kubernetes API (pytest-httpserver).
-
-The double answers at the kubernetes client's boundary (REST paths of TFJobs, pods, logs and
-events), so these tests exercise the real client calls without a cluster.
+"""Kubernetes launcher against a local HTTP test double of the Kubernetes API (pytest-httpserver),
+for what a real API server does not do on demand: 5xx and 429 answers, dropped connections, an
+API without the TFJob resource. Everything else runs against a real kube-apiserver in
+tests/test_launcher_envtest.py.
 """
 
 from __future__ import annotations
@@ -40,32 +40,6 @@ def _job(*conditions: str, replicas: dict | None = None) -> dict:
     }
 
 
-def _pod(name: str, index: int, exit_code: int) -> dict:
-    phase = "Failed" if exit_code else "Succeeded"
-    return {
-        "metadata": {
-            "name": name,
-            "labels": {
-                "training.kubeflow.org/replica-type": "worker",
-                "training.kubeflow.org/replica-index": str(index),
-            },
-        },
-        "status": {
-            "phase": phase,
-            "containerStatuses": [
-                {
-                    "name": "tensorflow",
-                    "image": "img",
-                    "imageID": "",
-                    "ready": False,
-                    "restartCount": 0,
-                    "state": {"terminated": {"exitCode": exit_code}},
-                }
-            ],
-        },
-    }
-
-
 @pytest.fixture
 def launcher(httpserver, tmp_path):
     configuration = k8s.Configuration(host=httpserver.url_for("/").rstrip("/"))
@@ -90,103 +64,40 @@ def _deletes(httpserver) -> list:
     return [request for request, _ in httpserver.log if request.method == "DELETE"]
 
 
-def test_success_creates_waits_and_deletes(httpserver, launcher, spec):
-    httpserver.expect_ordered_request(JOB, method="GET").respond_with_json(NOT_FOUND_JOB, status=404)
-    httpserver.expect_ordered_request(JOBS, method="POST").respond_with_json(_job())
-    httpserver.expect_ordered_request(JOB, method="GET").respond_with_json(_job("Created"))
-    running = _job("Created", "Running", replicas={"Worker": {"active": 2}})
-    httpserver.expect_ordered_request(JOB, method="GET").respond_with_json(running)
-    done = _job("Created", "Running", "Succeeded", replicas={"Worker": {"succeeded": 2}})
-    httpserver.expect_ordered_request(JOB, method="GET").respond_with_json(done)
-    httpserver.expect_ordered_request(JOB, method="DELETE").respond_with_json({})
-
-    result = launcher.run(spec, name=NAME, timeout=30)
-
-    assert (result.state, result.attached) == ("Succeeded", False)
-    created = json.loads(httpserver.log[1][0].data)
-    assert created["spec"]["runPolicy"]["cleanPodPolicy"] == "Running"
-    assert any("Running Worker[active=2]" in line for line in launcher.lines)
-    assert len(_deletes(httpserver)) == 1
-
-
-def test_restarted_launcher_reattaches_instead_of_creating(httpserver, launcher, spec):
-    httpserver.expect_ordered_request(JOB, method="GET").respond_with_json(_job("Running"))
-    httpserver.expect_ordered_request(JOB, method="GET").respond_with_json(_job("Succeeded"))
-    httpserver.expect_ordered_request(JOB, method="DELETE").respond_with_json({})
-
-    result = launcher.run(spec, name=NAME, timeout=30)
-
-    assert result.attached
-    assert not [request for request, _ in httpserver.log if request.method == "POST"]
-
-
-def test_failure_names_the_replica_and_saves_logs_before_deleting(httpserver, launcher, spec, tmp_path):
-    httpserver.expect_request(JOB, method="GET").respond_with_json(_job("Created", "Running", "Failed"))
-    httpserver.expect_request(PODS, method="GET").respond_with_json(
-        {"items": [_pod(f"{NAME}-worker-0", 0, 0), _pod(f"{NAME}-worker-1", 1, 137)]}
+def _job_answers(httpserver, *answers: Response) -> None:
+    """GETs of the job get ``answers`` in turn, the last one from then on; pods and events lists are empty."""
+    queue = list(answers)
+    httpserver.expect_request(JOB, method="GET").respond_with_handler(
+        lambda request: queue.pop(0) if len(queue) > 1 else queue[0]
     )
-    httpserver.expect_request(f"{PODS}/{NAME}-worker-1/log", method="GET").respond_with_data(
-        "worker-1 epoch=1/5 loss=2.3\nResourceExhausted: OOM when allocating tensor\n"
-    )
-    httpserver.expect_request(EVENTS, method="GET").respond_with_json(
-        {
-            "items": [
-                {
-                    "metadata": {"name": "e1"},
-                    "type": "Warning",
-                    "reason": "OOMKilled",
-                    "message": "out of memory",
-                    "involvedObject": {"kind": "Pod", "name": f"{NAME}-worker-1"},
-                }
-            ]
-        }
-    )
-    httpserver.expect_request(JOB, method="DELETE").respond_with_json({})
-    httpserver.expect_request(JOBS, method="POST").respond_with_json({}, status=409)
-
-    with pytest.raises(TrainingFailed) as failure:
-        launcher.run(spec, name=NAME, timeout=30)
-
-    message = str(failure.value)
-    assert f"worker-1 (pod {NAME}-worker-1) failed" in message
-    assert "OOM when allocating tensor" in message
-    saved = tmp_path / "failure"
-    assert "OOM when allocating" in (saved / f"{NAME}-worker-1.log").read_text()
-    assert "OOMKilled" in (saved / "events.txt").read_text()
-    methods = [request.method for request, _ in httpserver.log]
-    assert methods[-1] == "DELETE"  # deleted only after logs and events were read
-
-
-def test_timeout_deletes_the_job(httpserver, launcher, spec):
-    httpserver.expect_request(JOB, method="GET").respond_with_json(_job("Created", "Running"))
     httpserver.expect_request(PODS, method="GET").respond_with_json({"items": []})
     httpserver.expect_request(EVENTS, method="GET").respond_with_json({"items": []})
-    httpserver.expect_request(JOB, method="DELETE").respond_with_json({})
 
-    with pytest.raises(TrainingFailed, match="did not finish within 0 s"):
-        launcher.run(spec, name=NAME, timeout=0.05)
-    assert len(_deletes(httpserver)) == 1
+
+def _json(body: dict, status: int = 200) -> Response:
+    return Response(json.dumps(body), status=status, content_type="application/json")
 
 
 @pytest.mark.parametrize("status", [503, 429])
 def test_a_transient_api_error_while_waiting_is_retried_not_fatal(httpserver, launcher, spec, status):
-    httpserver.expect_ordered_request(JOB, method="GET").respond_with_json(_job("Running"))
-    httpserver.expect_ordered_request(JOB, method="GET").respond_with_data("busy", status=status)
-    httpserver.expect_ordered_request(JOB, method="GET").respond_with_json(_job("Running", "Succeeded"))
-    httpserver.expect_ordered_request(JOB, method="DELETE").respond_with_json({})
+    _job_answers(
+        httpserver,
+        _json(_job("Running")),
+        _json(_job("Running")),
+        Response("busy", status=status),
+        _json(_job("Running", "Succeeded")),
+    )
+    httpserver.expect_request(JOB, method="DELETE").respond_with_json({})
 
     result = launcher.run(spec, name=NAME, timeout=30)
 
     assert result.state == "Succeeded"
     assert any(f"API error {status}" in line and "retrying" in line for line in launcher.lines)
-    assert [request.method for request, _ in httpserver.log] == ["GET", "GET", "GET", "DELETE"]
+    assert len(_deletes(httpserver)) == 1
 
 
 def test_an_api_server_that_stays_down_ends_in_a_timeout_that_deletes_the_job(httpserver, launcher, spec):
-    httpserver.expect_ordered_request(JOB, method="GET").respond_with_json(_job("Running"))
-    httpserver.expect_request(JOB, method="GET").respond_with_data("down", status=503)
-    httpserver.expect_request(PODS, method="GET").respond_with_json({"items": []})
-    httpserver.expect_request(EVENTS, method="GET").respond_with_json({"items": []})
+    _job_answers(httpserver, _json(_job("Running")), _json(_job("Running")), Response("down", status=503))
     httpserver.expect_request(JOB, method="DELETE").respond_with_json({})
 
     with pytest.raises(TrainingFailed, match="did not finish within 0 s"):
@@ -194,19 +105,10 @@ def test_an_api_server_that_stays_down_ends_in_a_timeout_that_deletes_the_job(ht
     assert len(_deletes(httpserver)) == 1
 
 
-def test_a_job_deleted_by_someone_else_is_reported_as_such(httpserver, launcher, spec):
-    httpserver.expect_ordered_request(JOB, method="GET").respond_with_json(_job("Running"))
-    httpserver.expect_ordered_request(JOB, method="GET").respond_with_json(NOT_FOUND_JOB, status=404)
-    httpserver.expect_request(JOB, method="DELETE").respond_with_json(NOT_FOUND_JOB, status=404)
-
-    with pytest.raises(TrainingFailed, match="was deleted while it ran"):
-        launcher.run(spec, name=NAME, timeout=30)
-
-
 def test_an_api_server_unreachable_until_the_deadline_ends_in_a_timeout_not_a_connection_error(
     httpserver, launcher, spec
 ):
-    httpserver.expect_request(JOB, method="GET").respond_with_json(_job("Running"))
+    _job_answers(httpserver, _json(_job("Running")))
     closed_port = free_ports(1)[0]
     configuration = launcher.custom.api_client.configuration
 
@@ -250,9 +152,7 @@ def test_the_job_is_deleted_while_sigterm_still_cancels_so_a_second_one_cannot_c
         during_delete.append(signal.getsignal(signal.SIGTERM))
         return Response("{}", content_type="application/json")
 
-    httpserver.expect_request(JOB, method="GET").respond_with_json(_job("Running"))
-    httpserver.expect_request(PODS, method="GET").respond_with_json({"items": []})
-    httpserver.expect_request(EVENTS, method="GET").respond_with_json({"items": []})
+    _job_answers(httpserver, _json(_job("Running")))
     httpserver.expect_request(JOB, method="DELETE").respond_with_handler(record_handler)
 
     with pytest.raises(TrainingFailed, match="did not finish"):
@@ -268,20 +168,6 @@ def test_missing_training_operator_says_how_to_install(httpserver, launcher, spe
         launcher.run(spec, name=NAME, timeout=30)
     assert "Training Operator not installed" in str(error.value)
     assert "training-operator.git/manifests/overlays/standalone?ref=v1.9.0" in str(error.value)
-
-
-def test_forbidden_names_verb_resource_and_role(httpserver, launcher, spec):
-    httpserver.expect_request(JOB, method="GET").respond_with_json(NOT_FOUND_JOB, status=404)
-    httpserver.expect_request(JOBS, method="POST").respond_with_json(
-        {"kind": "Status", "code": 403, "reason": "Forbidden", "message": "tfjobs.kubeflow.org is forbidden"},
-        status=403,
-    )
-
-    with pytest.raises(DistmlError) as error:
-        launcher.run(spec, name=NAME, timeout=30)
-    text = str(error.value)
-    assert "cannot create tfjobs.kubeflow.org" in text and f"namespace {NS}" in text
-    assert "distml-pipeline-runner" in text and "manifests/rbac.yaml" in text
 
 
 def test_owner_is_the_launching_kfp_pod_in_the_same_namespace():

@@ -15,7 +15,7 @@ from distml.errors import DistmlError
 from distml.training.spec import PvcMount, RunPolicy, Toleration, TrainingSpec
 from distml.training.tfjob import build_tfjob, job_name, to_dict
 
-CRD = Path(__file__).resolve().parents[2] / "shared" / "crds" / "kubeflow.org_tfjobs.yaml"
+CRD = Path(__file__).resolve().parent / "crds" / "kubeflow.org_tfjobs.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,7 @@ SPECS = {
         pvcs=[PvcMount.parse("shared:/mnt/shared")],
         env={"TF_CPP_MIN_LOG_LEVEL": "2"},
         service_account="pipeline-runner",
-        run_policy=RunPolicy(backoff_limit=1, ttl_seconds_after_finished=600, active_deadline_seconds=3600),
+        run_policy=RunPolicy(restarts_per_replica=1, ttl_seconds_after_finished=600, active_deadline_seconds=3600),
     ),
     "with-chief": TrainingSpec(image="img", command=["python"], workers=3, chief=True),
 }
@@ -63,7 +63,7 @@ def test_gpu_placement_and_run_policy_fields():
     manifest = to_dict(build_tfjob(SPECS["gpu-workers"], name="x", namespace="team"))
     assert manifest["spec"]["runPolicy"] == {
         "activeDeadlineSeconds": 3600,
-        "backoffLimit": 1,
+        "backoffLimit": 5,  # 1 restart per replica x 4 replicas, + 1: the operator fails at restarts >= limit
         "cleanPodPolicy": "Running",
         "ttlSecondsAfterFinished": 600,
     }
@@ -74,6 +74,26 @@ def test_gpu_placement_and_run_policy_fields():
         {"effect": "NoExecute", "key": "pool", "operator": "Equal", "value": "gpu"},
     ]
     assert pod["volumes"][0]["persistentVolumeClaim"] == {"claimName": "shared"}
+
+
+@pytest.mark.parametrize(("workers", "chief", "limit"), [(1, False, 4), (2, False, 7), (3, True, 10), (8, False, 25)])
+def test_backoff_limit_scales_with_the_replica_count(workers, chief, limit):
+    """Defect 7: the operator sums restarts over all pods (pkg/core/job.go:95-132) and one fault restarts every
+    worker, so a fixed backoffLimit 3 failed a job of 3+ workers at its first fault."""
+    spec = TrainingSpec(image="img", command=["python"], workers=workers, chief=chief)
+    run_policy = to_dict(build_tfjob(spec, name="x", namespace="team"))["spec"]["runPolicy"]
+    assert run_policy["backoffLimit"] == limit == 3 * workers + 1
+    no_limit = RunPolicy(restarts_per_replica=None)
+    unlimited = TrainingSpec(image="img", command=["python"], workers=workers, run_policy=no_limit)
+    assert "backoffLimit" not in to_dict(build_tfjob(unlimited, name="x", namespace="team"))["spec"]["runPolicy"]
+
+
+def test_replicas_restart_by_exit_code_so_a_failed_pod_keeps_its_logs():
+    """Defect 6: under OnFailure the operator deletes every pod before it writes Failed; under ExitCode a
+    worker's own error (exit 1-127) fails the job and cleanPodPolicy Running keeps the failed pod."""
+    manifest = to_dict(build_tfjob(SPECS["with-chief"], name="x", namespace="team"))
+    assert {replica["restartPolicy"] for replica in manifest["spec"]["tfReplicaSpecs"].values()} == {"ExitCode"}
+    assert manifest["spec"]["runPolicy"]["cleanPodPolicy"] == "Running"
 
 
 def test_chief_takes_one_of_the_workers():
@@ -129,3 +149,11 @@ def test_volume_names_are_dns_labels_for_any_claim_name():
     assert len(set(names)) == 3 and "pvc-x-y" in names
     assert [volume["persistentVolumeClaim"]["claimName"] for volume in pod["volumes"]] == [long_a, long_b, "x.y"]
     assert [mount["name"] for mount in pod["containers"][0]["volumeMounts"]] == names
+
+
+def test_the_docs_give_the_operators_cleanpodpolicy_default_and_ours():
+    """Defect 12: v1.9 defaults cleanPodPolicy to None (tensorflow_defaults.go:52-53), not Running."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "training.md").read_text()
+    assert "for TFJobs in v1.9 is `None`" in text
+    assert "the operator's own\n  default" not in text and "`Running`, the operator's own" not in text
+    assert "Ours is `Running`" in text

@@ -1,10 +1,20 @@
-"""Create or update an InferenceService and wait until the generation we wrote is Ready.
+"""Create or update an InferenceService and wait until what we wrote is Ready, by KServe's own rules.
 
 Idempotent: GET first; create when absent; otherwise a JSON merge patch only when our spec
 is not already contained in the live one (deploying twice sends nothing the second time).
 Settings we manage but no longer ask for (node selector, tolerations, canary percent, GPU
 limit, ...) are patched to null so they really go. Nothing here ever deletes: a refused patch
 leaves the serving revision as it was.
+
+Readiness: ``status.observedGeneration`` of an InferenceService is not its own generation but
+the one of its child, copied from the Knative Service (serverless) or the Deployment (raw)
+(kserve master pkg/apis/serving/v1beta1/inference_service_status.go:455-457 and :635), two
+counters unrelated to ``metadata.generation``. So the wait notes the status before our write
+and counts it done when (1) the child has moved past it (its observedGeneration changed, and
+in serverless mode the predictor has a new ``latestCreatedRevision`` when the pod template
+changed), (2) condition Ready is True, (3) in serverless mode ``latestReadyRevision`` equals
+``latestCreatedRevision``, and (4) ``modelStatus.transitionStatus`` is UpToDate, which KServe
+sets only when (2) and (3) hold (inference_service_status.go:783-795).
 
 Talks to the API through ``kubernetes.client.CustomObjectsApi`` with the kserve SDK's typed
 InferenceService as the body, not through ``kserve.KServeClient``: that client loads a kubeconfig
@@ -34,6 +44,13 @@ RBAC_HINT = (
 )
 #: KServe model states after which waiting longer cannot help.
 TERMINAL_TRANSITIONS = ("BlockedByFailedLoad", "InvalidSpec")
+UP_TO_DATE = "UpToDate"
+#: status.deploymentMode values of raw Deployments (no Knative revisions): "Standard" on KServe master,
+#: "RawDeployment" before (kserve master pkg/constants/constants.go:565-568).
+RAW_MODES = ("RawDeployment", "Standard")
+#: Predictor keys whose change reaches the Knative Service's traffic only, not its revision template
+#: (kserve master pkg/controller/v1beta1/inferenceservice/reconcilers/knative/ksvc_reconciler.go:130-160).
+TRAFFIC_ONLY_KEYS = frozenset({"canaryTrafficPercent"})
 #: Predictor keys we may set; when the live object has one we no longer ask for, the patch nulls it.
 MANAGED_PREDICTOR_KEYS = (
     "nodeSelector",
@@ -61,6 +78,30 @@ class DeployTimeout(DistmlError):
     """The InferenceService did not become Ready in time (it is left as it is)."""
 
 
+@dataclass(frozen=True)
+class Baseline:
+    """The status before our write, which the controller must move past; ``changed``: we wrote the spec."""
+
+    changed: bool
+    observed_generation: int | None = None
+    latest_created_revision: str | None = None
+    new_revision: bool = False  # the write changed the predictor's pod template: a new revision must come
+
+    @classmethod
+    def before(cls, live: dict[str, Any] | None, patch: dict[str, Any] | None) -> Baseline:
+        """The baseline of creating (``live`` None), patching with ``patch``, or sending nothing (empty patch)."""
+        if live is None:
+            return cls(changed=True, new_revision=True)
+        predictor_change = set(((patch or {}).get("spec") or {}).get("predictor") or {})
+        status = live.get("status") or {}
+        return cls(
+            changed=bool((patch or {}).get("spec")),
+            observed_generation=status.get("observedGeneration"),
+            latest_created_revision=_predictor(status).get("latestCreatedRevision"),
+            new_revision=bool(predictor_change - TRAFFIC_ONLY_KEYS),
+        )
+
+
 def deploy_inference_service(
     isvc: Any,
     api_client: Any,
@@ -79,6 +120,7 @@ def deploy_inference_service(
     report = progress or (lambda _message: None)
 
     live = _get(api, name, namespace, missing_ok=True)
+    patch: dict[str, Any] = {}
     if live is None:
         written = _call(
             api.create_namespaced_custom_object,
@@ -116,7 +158,8 @@ def deploy_inference_service(
     report(f"InferenceService {namespace}/{name} {action} (generation {generation})")
     if not wait:
         return DeployResult(name, namespace, action, generation, _url(written), "NotWaited")
-    ready = wait_ready(api, name, namespace, generation, timeout_s=timeout_s, poll_s=poll_s, progress=report)
+    baseline = Baseline.before(live, patch)
+    ready = wait_ready(api, name, namespace, baseline, timeout_s=timeout_s, poll_s=poll_s, progress=report)
     return DeployResult(name, namespace, action, generation, _url(ready), "Ready")
 
 
@@ -165,47 +208,79 @@ def wait_ready(
     api: Any,
     name: str,
     namespace: str,
-    generation: int,
+    baseline: Baseline,
     *,
     timeout_s: float,
     poll_s: float,
     progress: Callable[[str], None],
 ) -> dict[str, Any]:
-    """Poll until Ready=True with observedGeneration >= ``generation``; show conditions as they change.
+    """Poll until :func:`not_ready_because` has nothing left to wait for; show what it waits for as it changes.
 
-    Conditions of an older generation describe the previous revision: neither its Ready nor its
-    failure says anything about what we wrote, so both count only once the controller has seen
-    our generation (or a newer one, written by someone after us).
+    A failure (``modelStatus.transitionStatus`` BlockedByFailedLoad or InvalidSpec) counts only once
+    the controller has acted on our write: before that it describes the previous revision.
     """
     start = time.monotonic()
     last_summary = None
     while True:
         live = _get(api, name, namespace, missing_ok=False)
         status = live.get("status") or {}
-        observed = status.get("observedGeneration")
-        conditions = status.get("conditions") or []
-        current = isinstance(observed, int) and observed >= generation
-        if current and _condition(conditions, "Ready") == "True":
+        waiting_for = not_ready_because(status, baseline)
+        if not waiting_for:
             progress(f"InferenceService {namespace}/{name} Ready at {_url(live) or '(no URL yet)'}")
             return live
-        if current:
+        if _acted_on(status, baseline):
             _raise_if_failed(status, name, namespace)
         elapsed = time.monotonic() - start
-        seen = "" if current else f"waiting for the controller to observe generation {generation} (seen {observed}); "
-        summary = seen + f"observedGeneration {observed}/{generation}; " + _summarize(conditions)
+        summary = f"waiting for {waiting_for}; " + _summarize(status.get("conditions") or [])
         if summary != last_summary:
-            progress(f"waiting for {namespace}/{name}: {summary} [{elapsed:.0f} s]")
+            progress(f"{namespace}/{name}: {summary} [{elapsed:.0f} s]")
             last_summary = summary
         if elapsed >= timeout_s:
             raise DeployTimeout(
-                f"timed out after {timeout_s:.0f} s waiting for InferenceService {namespace}/{name} generation "
-                f"{generation} to be Ready (observedGeneration >= {generation} and condition Ready=True); "
+                f"timed out after {timeout_s:.0f} s waiting for InferenceService {namespace}/{name} to be Ready "
+                f"(KServe's rules: the change observed, Ready=True, latest revision ready, model UpToDate); "
                 f"last seen: {summary}",
                 hint=f"It was left as it is (a previous revision keeps serving). Look at "
                 f"`kubectl describe inferenceservice {name} -n {namespace}`; GPU node pools scaling from zero "
                 "can take minutes: wait longer with --timeout.",
             )
         time.sleep(poll_s)
+
+
+def not_ready_because(status: dict[str, Any], baseline: Baseline) -> str:
+    """What the InferenceService still lacks to serve what we wrote, by KServe's own rules; '' when Ready.
+
+    See the module's docstring for the rules and where KServe sets each field.
+    """
+    raw = status.get("deploymentMode") in RAW_MODES
+    child = "Deployment" if raw else "Knative Service"
+    predictor = _predictor(status)
+    created, ready_revision = predictor.get("latestCreatedRevision"), predictor.get("latestReadyRevision")
+    if baseline.changed and not _acted_on(status, baseline):
+        return (
+            f"the controller to act on our change (observedGeneration of the {child}: "
+            f"{status.get('observedGeneration')}, before: {baseline.observed_generation})"
+        )
+    if baseline.new_revision and not raw and created in (None, "", baseline.latest_created_revision):
+        return f"a new predictor revision (latestCreatedRevision: {created or 'none yet'})"
+    if _condition(status.get("conditions") or [], "Ready") != "True":
+        return "condition Ready=True"
+    if not raw and (not created or created != ready_revision):
+        return f"revision {created or '?'} to be ready (latestReadyRevision: {ready_revision or 'none'})"
+    transition = (status.get("modelStatus") or {}).get("transitionStatus")
+    if transition != UP_TO_DATE:
+        return f"modelStatus.transitionStatus {UP_TO_DATE} (now {transition or 'unset'})"
+    return ""
+
+
+def _acted_on(status: dict[str, Any], baseline: Baseline) -> bool:
+    """The child saw a newer spec than before our write (always true when we wrote nothing)."""
+    observed = status.get("observedGeneration")
+    return not baseline.changed or (observed is not None and observed != baseline.observed_generation)
+
+
+def _predictor(status: dict[str, Any]) -> dict[str, Any]:
+    return (status.get("components") or {}).get("predictor") or {}
 
 
 def _raise_if_failed(status: dict[str, Any], name: str, namespace: str) -> None:

@@ -2,10 +2,18 @@
 
 Unlike the TFJob launcher Kubeflow Pipelines once shipped, it names each run's job
 uniquely and re-attaches to it when restarted, owns the job by the launching pod (when it
-runs in one), reports a Failed job as a failure naming the failed replica with its last log
-lines and the events (saved to files before the job is deleted), and deletes the job on
-timeout and on SIGTERM. It talks to the API with the kubernetes client's CustomObjectsApi
-rather than TrainingClient, whose errors hide the HTTP status we need to explain 403 and 404.
+runs in one), follows the replicas' logs into its own log while the job runs, reports a
+Failed job as a failure naming the failed replica with its last log lines and the events
+(saved to files before the job is deleted), and deletes the job on timeout and on SIGTERM.
+It talks to the API with the kubernetes client's CustomObjectsApi rather than
+TrainingClient, whose errors hide the HTTP status we need to explain 403 and 404.
+
+Why follow the logs: whenever the operator itself ends a job (backoffLimit, activeDeadline)
+it deletes every pod before it writes Failed (training-operator v1.9.0
+pkg/controller.v1/common/job.go:206-247), so reading the logs after Failed finds nothing.
+Under our restartPolicy ExitCode a worker's own error keeps its pod (distml.training.spec),
+and the report reads it; in every other case the lines followed while the job ran are what
+is left.
 """
 
 from __future__ import annotations
@@ -13,8 +21,9 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +31,14 @@ from distml import kube
 from distml.errors import DistmlError
 from distml.training.cancel import sigterm_cancels
 from distml.training.spec import TrainingSpec
-from distml.training.tfjob import CONTAINER_NAME, JOB_NAME_LABEL, build_tfjob, to_dict
+from distml.training.tfjob import (
+    CONTAINER_NAME,
+    JOB_NAME_LABEL,
+    REPLICA_INDEX_LABEL,
+    REPLICA_TYPE_LABEL,
+    build_tfjob,
+    to_dict,
+)
 
 GROUP, VERSION, PLURAL = "kubeflow.org", "v1", "tfjobs"
 RBAC_ROLE, RBAC_FILE = "distml-pipeline-runner", "manifests/rbac.yaml"
@@ -31,6 +47,8 @@ INSTALL_OPERATOR = (
     'manifests/overlays/standalone?ref=v1.9.0"'
 )
 LOG_TAIL_LINES = 50
+#: Seconds by which two log reads of a pod overlap; the lines read twice are dropped by their timestamp.
+LOG_OVERLAP_S = 5
 #: Statuses worth waiting out while polling: throttling and a busy or restarting API server.
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 
@@ -47,6 +65,22 @@ class JobResult:
     state: str
     seconds: float
     attached: bool
+
+
+@dataclass
+class ReplicaSeen:
+    """One replica (``worker-1``) as the launcher saw it across its pods: restarts, last exit, last log lines."""
+
+    name: str
+    pod: str = ""
+    uid: str = ""
+    container_restarts: int = 0
+    restarts: int = 0
+    last_exit: str = ""  # "exit code 1 (Error)": the last non-zero termination seen
+    tail: deque[str] = field(default_factory=lambda: deque(maxlen=LOG_TAIL_LINES))
+    log_cursor: tuple[str, str] = ("", "")  # sort key and text of the last timestamp read from this pod
+    read_at: float | None = None  # monotonic time of that read
+    log_problem: str = ""  # why the last read failed, said once
 
 
 class TFJobLauncher:
@@ -71,16 +105,19 @@ class TFJobLauncher:
         self.progress = progress or (lambda line: None)
         self.failure_dir = Path(failure_dir) if failure_dir else None
         self.delete_when_done = delete_when_done
+        self.replicas: dict[str, ReplicaSeen] = {}
+        self._said_about_pods = ""
 
     def run(self, spec: TrainingSpec, *, name: str, timeout: float, owner: Any | None = None) -> JobResult:
         """Run the job to its end; raise TrainingFailed on Failed or timeout, Cancelled on SIGTERM."""
         job = build_tfjob(spec, name=name, namespace=self.namespace, owner=owner)
+        restart_limit = job.spec.run_policy.backoff_limit
         started = time.monotonic()
         state = "Unknown"
         with sigterm_cancels(f"TFJob {name}"):  # around the clean-up too: a second SIGTERM must not skip it
             try:
                 attached = self._create_or_attach(job, name)
-                state, last_seen = self._wait(name, timeout, started)
+                state, last_seen = self._wait(name, timeout, started, restart_limit)
                 seconds = time.monotonic() - started
                 if state == "Failed":
                     raise TrainingFailed(self._failure_report(name, last_seen))
@@ -136,10 +173,15 @@ class TFJobLauncher:
         except _unreachable() as err:
             self.progress(f"tfjob {name}: could not delete it ({_unreachable_reason(err)}); delete it by hand")
 
-    def _wait(self, name: str, timeout: float, started: float) -> tuple[str, dict]:
-        """Poll until Succeeded or Failed, reporting state, elapsed time and replica counts when they change.
+    def _wait(self, name: str, timeout: float, started: float, restart_limit: int | None) -> tuple[str, dict]:
+        """Poll until Succeeded or Failed, reporting state, elapsed time and replica counts when they change,
+        and following the replicas' pods and logs.
 
-        Returns the final state and the job as last seen.
+        Returns the final state and the job as last seen. Raises TrainingFailed on timeout, and when the
+        replicas restarted ``restart_limit`` times: the operator does not count the pods it recreates under
+        restartPolicy ExitCode (it sums container restartCounts, 0 for pods that never restart in place,
+        pkg/core/job.go:113-132; its other check needs NumRequeues of a FakeWorkQueue, always 0:
+        pkg/controller.v1/common/job.go:176,197 and pkg/common/util/fake_workqueue.go:56), so we do.
         """
         last = None
         job: dict = {}
@@ -154,14 +196,19 @@ class TFJobLauncher:
             if line != last:
                 self.progress(f"tfjob {name}: {line} elapsed={elapsed:.0f}s")
                 last = line
+            self._follow(name, job)
             if state in ("Succeeded", "Failed"):
                 return state, job
-            if elapsed > timeout:
-                self._save_failure(name, job)
+            restarts = sum(replica.restarts for replica in self.replicas.values())
+            if restart_limit is not None and restarts and restarts >= restart_limit:
+                cause = f"its replicas restarted {restarts} times, reaching the limit of {restart_limit}"
                 raise TrainingFailed(
-                    f"TFJob {name} did not finish within {timeout:.0f} s (last state {state}); it was deleted",
-                    hint=self._saved_hint(),
+                    self._failure_report(name, job, cause=cause),
+                    hint="Fix what the log lines show; or allow more restarts (RunPolicy.restarts_per_replica).",
                 )
+            if elapsed > timeout:
+                cause = f"it did not finish within {timeout:.0f} s (last state {state}); it was deleted"
+                raise TrainingFailed(self._failure_report(name, job, cause=cause), hint=self._saved_hint())
             time.sleep(self.poll_interval)
 
     def _poll(self, name: str) -> dict | None:
@@ -185,48 +232,140 @@ class TFJobLauncher:
             self.progress(f"tfjob {name}: {_unreachable_reason(err)}, retrying")
             return None
 
-    # ------------------------------------------------------------------ failures
+    # ------------------------------------------------------------------ following the replicas
 
-    def _failure_report(self, name: str, job: dict) -> str:
-        """The error message of a Failed job (``job`` as last polled); saves logs and events on the way."""
-        failed_pods, logs = self._save_failure(name, job)
-        conditions = (job.get("status") or {}).get("conditions") or []
-        reason = next((c.get("message") for c in reversed(conditions) if c.get("type") == "Failed"), "")
-        replica = ", ".join(failed_pods) or "unknown replica"
-        tail = "\n".join(f"  | {line}" for line in logs[-LOG_TAIL_LINES // 2 :]) or "  | (no logs)"
-        saved = f" Logs and events saved to {self.failure_dir}." if self.failure_dir else ""
-        return f"TFJob {name} failed: {replica} failed. {reason}{saved} Last log lines of {replica}:\n{tail}"
+    def _follow(self, name: str, job: dict) -> None:
+        """Look at the job's pods: count restarts, keep exits, and copy new log lines into our log."""
+        for pod in self._pods(name):
+            replica = self._observe(name, pod)
+            if replica is not None and pod.status is not None and pod.status.phase != "Pending":
+                self._read_new_lines(replica)
 
-    def _save_failure(self, name: str, job: dict) -> tuple[list[str], list[str]]:
-        """Save pod logs, events and the job's status; return the failed pods and the first one's log lines."""
-        pods = self._pods(name)
-        failed = [pod for pod in pods if _pod_failed(pod)]
-        texts: dict[str, str] = {}
-        for pod in failed or pods:
-            texts[pod.metadata.name] = self._log(pod.metadata.name)
-        events = self._events(name, [pod.metadata.name for pod in pods])
-        if self.failure_dir:
-            self.failure_dir.mkdir(parents=True, exist_ok=True)
-            for pod_name, text in texts.items():
-                (self.failure_dir / f"{pod_name}.log").write_text(text, encoding="utf-8")
-            (self.failure_dir / "events.txt").write_text("\n".join(events) + "\n", encoding="utf-8")
-            (self.failure_dir / "tfjob-status.json").write_text(
-                json.dumps(job.get("status") or {}, indent=2) + "\n", encoding="utf-8"
-            )
-        names = [_replica_name(pod) for pod in failed]
-        first = texts[failed[0].metadata.name].splitlines() if failed else []
-        return names, first
+    def _observe(self, name: str, pod: Any) -> ReplicaSeen | None:
+        """Update what we know of the pod's replica; report a replaced pod or a restarted container."""
+        key = _replica_key(pod)
+        replica = self.replicas.setdefault(key, ReplicaSeen(key))
+        uid = pod.metadata.uid or pod.metadata.name
+        restarts = sum(c.restart_count or 0 for c in (pod.status.container_statuses if pod.status else None) or [])
+        if replica.uid and uid != replica.uid:
+            # ExitCode: the operator deleted the pod of a retryable exit and made a new one (pod.go:350-366).
+            replica.restarts += 1
+            replica.log_cursor, replica.read_at, replica.container_restarts = ("", ""), None, 0
+            self.progress(f"tfjob {name}: {key} restarted in a new pod (restarts so far: {replica.restarts})")
+        elif restarts > replica.container_restarts:
+            # OnFailure: the kubelet restarted the container in place; its last lines are in the previous log.
+            replica.restarts += restarts - replica.container_restarts
+            self._read_new_lines(replica, previous=True)
+            self.progress(f"tfjob {name}: {key} restarted in place (restarts so far: {replica.restarts})")
+        replica.uid, replica.pod, replica.container_restarts = uid, pod.metadata.name, restarts
+        replica.last_exit = _last_exit(pod) or replica.last_exit
+        return replica
 
-    def _pods(self, name: str) -> list[Any]:
+    def _read_new_lines(self, replica: ReplicaSeen, *, previous: bool = False) -> None:
+        """Read the pod's log since the last read (with some overlap, dropped by timestamp) into our log."""
         from kubernetes.client.exceptions import ApiException
 
+        options: dict[str, Any] = {"container": CONTAINER_NAME, "timestamps": True, "previous": previous}
+        if replica.read_at is not None:
+            options["since_seconds"] = int(time.monotonic() - replica.read_at) + LOG_OVERLAP_S
+        read_at = time.monotonic()
         try:
-            return self.core.list_namespaced_pod(self.namespace, label_selector=f"{JOB_NAME_LABEL}={name}").items
+            text = self.core.read_namespaced_pod_log(replica.pod, self.namespace, **options) or ""
         except ApiException as err:
-            self.progress(f"tfjob {name}: cannot list its pods ({err.status} {err.reason})")
+            self._log_problem(replica, f"{err.status} {_status_message(err)}")
+            return
         except _unreachable() as err:
-            self.progress(f"tfjob {name}: cannot list its pods ({_unreachable_reason(err)})")
-        return []
+            self._log_problem(replica, _unreachable_reason(err))
+            return
+        replica.read_at, replica.log_problem = read_at, ""
+        for line in text.splitlines():
+            stamp, _, body = line.partition(" ")
+            key = _stamp_key(stamp)
+            if key <= replica.log_cursor[0] and replica.log_cursor[0]:
+                continue
+            replica.log_cursor = (key, stamp)
+            replica.tail.append(body)
+            self.progress(f"{replica.name} | {body}")
+
+    def _log_problem(self, replica: ReplicaSeen, problem: str) -> None:
+        if problem != replica.log_problem:
+            self.progress(f"logs of {replica.name} (pod {replica.pod}) unavailable: {problem}")
+            replica.log_problem = problem
+
+    # ------------------------------------------------------------------ failures
+
+    def _failure_report(self, name: str, job: dict, *, cause: str | None = None) -> str:
+        """The error message of a failed job (``job`` as last polled); saves logs and events on the way.
+
+        Names the replicas whose pods failed; when the operator deleted them all (backoffLimit,
+        activeDeadline), the replicas whose exits we saw while following; else says so. Shows the
+        last log lines of the first one: from its pod when it is left, else the lines followed.
+        """
+        pods = self._pods(name)
+        for pod in pods:
+            self._observe(name, pod)
+        failed_pods = [pod for pod in pods if _pod_failed(pod)]
+        final_logs = {pod.metadata.name: self._log(pod.metadata.name) for pod in failed_pods}
+        named = [self.replicas[_replica_key(pod)] for pod in failed_pods]
+        if not named:  # the operator deleted them: the replicas we saw exit, else those we saw restart
+            named = [replica for replica in self.replicas.values() if replica.last_exit]
+            named = named or sorted((r for r in self.replicas.values() if r.restarts), key=lambda r: -r.restarts)
+        self._save_failure(name, job, final_logs)
+        status = job.get("status") or {}
+        conditions = status.get("conditions") or []
+        reason = cause or next((c.get("message") for c in reversed(conditions) if c.get("type") == "Failed"), "")
+        saved = f" Logs and events saved to {self.failure_dir}." if self.failure_dir else ""
+        if not named:
+            counts = _replica_counts(status) or "no replica statuses"
+            return (
+                f"TFJob {name} failed: {reason}. No failed replica is left to name ({counts}): the operator "
+                f"deletes every pod when the backoff limit or the active deadline ends a job.{saved}"
+                + "".join(self._tail_text(replica, final_logs) for replica in self.replicas.values())
+            )
+        who = ", ".join(f"{replica.name} (pod {replica.pod}{_exit_note(replica)})" for replica in named)
+        first = named[0]
+        return f"TFJob {name} failed: {who} failed. {reason}{saved}" + self._tail_text(first, final_logs)
+
+    def _tail_text(self, replica: ReplicaSeen, final_logs: dict[str, str]) -> str:
+        """' Last log lines of worker-1:' and the lines, from the pod's final log or else from the lines followed."""
+        lines = _log_lines(final_logs.get(replica.pod, "")) or list(replica.tail)
+        if lines:
+            body = "\n".join(f"  | {line}" for line in lines[-LOG_TAIL_LINES // 2 :])
+        else:
+            problem = replica.log_problem or final_logs.get(replica.pod) or "the API server returned none"
+            body = f"  | (no log lines: {problem})"
+        return f"\nLast log lines of {replica.name}:\n{body}"
+
+    def _save_failure(self, name: str, job: dict, final_logs: dict[str, str]) -> None:
+        """Save every replica's log (its pod's final log, else the lines followed), the events and the status."""
+        if not self.failure_dir:
+            return
+        self.failure_dir.mkdir(parents=True, exist_ok=True)
+        for replica in self.replicas.values():
+            text = final_logs.get(replica.pod) if _log_lines(final_logs.get(replica.pod, "")) else None
+            text = text if text is not None else "\n".join(replica.tail) + "\n"
+            (self.failure_dir / f"{replica.pod or replica.name}.log").write_text(text, encoding="utf-8")
+        events = self._events(name, [replica.pod for replica in self.replicas.values()])
+        (self.failure_dir / "events.txt").write_text("\n".join(events) + "\n", encoding="utf-8")
+        (self.failure_dir / "tfjob-status.json").write_text(
+            json.dumps(job.get("status") or {}, indent=2) + "\n", encoding="utf-8"
+        )
+
+    def _pods(self, name: str) -> list[Any]:
+        """The job's pods (the operator's job-name label), or none when they cannot be listed (said once)."""
+        from kubernetes.client.exceptions import ApiException
+
+        problem = ""
+        try:
+            pods = self.core.list_namespaced_pod(self.namespace, label_selector=f"{JOB_NAME_LABEL}={name}").items
+        except ApiException as err:
+            problem, pods = f"{err.status} {err.reason}", []
+        except _unreachable() as err:
+            problem, pods = _unreachable_reason(err), []
+        if problem and problem != self._said_about_pods:
+            self.progress(f"tfjob {name}: cannot list its pods ({problem})")
+        self._said_about_pods = problem
+        return pods
 
     def _log(self, pod: str) -> str:
         from kubernetes.client.exceptions import ApiException
@@ -234,9 +373,9 @@ class TFJobLauncher:
         try:
             return self.core.read_namespaced_pod_log(
                 pod, self.namespace, container=CONTAINER_NAME, tail_lines=LOG_TAIL_LINES * 4
-            )
+            ) or ""
         except ApiException as err:
-            return f"(logs unavailable: {err.status} {err.reason})"
+            return f"(logs unavailable: {err.status} {_status_message(err)})"
         except _unreachable() as err:
             return f"(logs unavailable: {_unreachable_reason(err)})"
 
@@ -331,6 +470,46 @@ def _replica_counts(status: dict) -> str:
     return " ".join(parts)
 
 
+def _stamp_key(stamp: str) -> str:
+    """A sortable form of a log line's RFC 3339 timestamp (fractions padded: RFC3339Nano drops trailing zeros)."""
+    seconds, dot, rest = stamp.partition(".")
+    if not dot:
+        return stamp
+    digits = rest.rstrip("Z")
+    return f"{seconds}.{digits:0<9}Z"
+
+
+def _log_lines(text: str) -> list[str]:
+    """The lines of a log read after the job ended; none when it is our own "(logs unavailable...)" note."""
+    return [] if text.startswith("(logs unavailable") else text.splitlines()
+
+
+def _status_message(err: Any) -> str:
+    """The API server's message in an error's Status body, else the HTTP reason."""
+    try:
+        return json.loads(err.body or "{}").get("message") or err.reason
+    except (ValueError, AttributeError):
+        return err.reason
+
+
+def _last_exit(pod: Any) -> str:
+    """'exit code 137 (OOMKilled)' of the tensorflow container's last non-zero termination, or ''."""
+    for container in (pod.status.container_statuses if pod.status else None) or []:
+        if container.name != CONTAINER_NAME:
+            continue
+        for state in (container.state, container.last_state):
+            terminated = state.terminated if state else None
+            if terminated and terminated.exit_code:
+                return f"exit code {terminated.exit_code}" + (f" ({terminated.reason})" if terminated.reason else "")
+    return ""
+
+
+def _exit_note(replica: ReplicaSeen) -> str:
+    notes = [replica.last_exit] if replica.last_exit else []
+    notes += [f"{replica.restarts} restarts"] if replica.restarts else []
+    return "".join(f", {note}" for note in notes)
+
+
 def _pod_failed(pod: Any) -> bool:
     status = pod.status
     if status is None:
@@ -345,8 +524,9 @@ def _pod_failed(pod: Any) -> bool:
     return False
 
 
-def _replica_name(pod: Any) -> str:
+def _replica_key(pod: Any) -> str:
+    """``worker-1`` from the operator's labels (pkg/controller.v1/common/pod.go:402-404), else the pod's name."""
     labels = pod.metadata.labels or {}
-    kind = labels.get("training.kubeflow.org/replica-type")
-    index = labels.get("training.kubeflow.org/replica-index")
-    return f"{kind}-{index} (pod {pod.metadata.name})" if kind and index is not None else f"pod {pod.metadata.name}"
+    kind = labels.get(REPLICA_TYPE_LABEL)
+    index = labels.get(REPLICA_INDEX_LABEL)
+    return f"{kind}-{index}" if kind and index is not None else pod.metadata.name

@@ -13,10 +13,18 @@ from distml.tolerations import Toleration
 from distml.training.local import WORKER_MODULE
 from distml.training.worker import WorkerConfig
 
-#: The Training Operator's default for TFJobs: when the job ends, delete the pods still running (workers
-#: left waiting on a failed peer hold their GPUs otherwise) and keep the finished ones, failed pods' logs
-#: included, for debugging. The launcher saves the failed replicas' logs before it deletes the job.
+#: Our choice, not the operator's default (v1.9 defaults to None: training-operator v1.9.0
+#: pkg/apis/kubeflow.org/v1/tensorflow_defaults.go:52-53): when the job ends, delete the pods still running
+#: (workers left waiting on a failed peer hold their GPUs otherwise) and keep the finished ones, failed
+#: pods' logs included (pkg/controller.v1/common/job.go:57-58). The launcher reads those logs, then
+#: deletes the job.
 DEFAULT_CLEAN_POD_POLICY = "Running"
+#: A worker's own error (exit code 1-127) fails the job at once and its pod stays, with its logs; a
+#: kill (>= 128: OOM, eviction, a lost peer, see distml.training.worker) recreates the pod, which resumes
+#: from BackupAndRestore (pkg/controller.v1/common/pod.go:350-373, pkg/util/train/train_util.go:24-26).
+#: Under OnFailure a job fails only through backoffLimit or activeDeadlineSeconds, and the operator
+#: deletes every pod, logs included, before it writes Failed (pkg/controller.v1/common/job.go:206-247).
+DEFAULT_RESTART_POLICY = "ExitCode"
 
 
 @dataclass
@@ -39,7 +47,9 @@ class RunPolicy:
     """The TFJob's spec.runPolicy (the v1 API ignores these fields anywhere else)."""
 
     clean_pod_policy: str = DEFAULT_CLEAN_POD_POLICY
-    backoff_limit: int | None = 3
+    #: Restarts allowed per replica; the TFJob's backoffLimit scales it with the replica count
+    #: (distml.training.tfjob.backoff_limit), None: no limit.
+    restarts_per_replica: int | None = 3
     ttl_seconds_after_finished: int | None = None
     active_deadline_seconds: int | None = None
 
@@ -61,7 +71,7 @@ class TrainingSpec:
     env: dict[str, str] = field(default_factory=dict)
     service_account: str | None = None
     run_policy: RunPolicy = field(default_factory=RunPolicy)
-    restart_policy: str = "OnFailure"
+    restart_policy: str = DEFAULT_RESTART_POLICY
 
     def __post_init__(self) -> None:
         if self.workers < 1:

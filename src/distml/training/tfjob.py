@@ -21,12 +21,29 @@ PORT_NAME, DEFAULT_PORT = "tfjob-port", 2222
 #: Label on our TFJobs, and the operator's label on their pods.
 RUN_LABEL = "distml.kubeflow.org/run"
 JOB_NAME_LABEL = "training.kubeflow.org/job-name"
+#: The operator's labels on each pod: replica type (lower case) and index
+#: (training-operator v1.9.0 pkg/apis/kubeflow.org/v1/common_types.go:24-28).
+REPLICA_TYPE_LABEL = "training.kubeflow.org/replica-type"
+REPLICA_INDEX_LABEL = "training.kubeflow.org/replica-index"
 
 
 def job_name(prefix: str, run_key: str) -> str:
     """A DNS-1123 name unique per run and stable for one run (so a restarted launcher finds its job)."""
     stem = re.sub(r"[^a-z0-9-]+", "-", prefix.lower()).strip("-")[:40] or "distml-train"
     return f"{stem}-{hashlib.sha256(run_key.encode()).hexdigest()[:10]}"
+
+
+def backoff_limit(restarts_per_replica: int | None, replicas: int) -> int | None:
+    """The TFJob's backoffLimit: ``restarts_per_replica`` restarts of every replica are tolerated.
+
+    The operator sums the restarts of all running pods and fails the job once the sum reaches the
+    limit (training-operator v1.9.0 pkg/core/job.go:95-132: ``result >= BackoffLimit``). Under
+    MultiWorkerMirroredStrategy one fault restarts every worker, so a fixed limit would fail a job of
+    many replicas at its first fault: the limit is ``restarts_per_replica x replicas + 1``.
+    """
+    if restarts_per_replica is None:
+        return None
+    return restarts_per_replica * replicas + 1
 
 
 def build_tfjob(
@@ -61,7 +78,7 @@ def build_tfjob(
         spec=tm.KubeflowOrgV1TFJobSpec(
             run_policy=tm.KubeflowOrgV1RunPolicy(
                 clean_pod_policy=policy.clean_pod_policy,
-                backoff_limit=policy.backoff_limit,
+                backoff_limit=backoff_limit(policy.restarts_per_replica, spec.workers),
                 ttl_seconds_after_finished=policy.ttl_seconds_after_finished,
                 active_deadline_seconds=policy.active_deadline_seconds,
             ),

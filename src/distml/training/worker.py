@@ -43,6 +43,13 @@ use_tf_keras()
 
 #: The epoch history kept in the backup folder, so that a resumed run reports every epoch.
 HISTORY_FILE = "distml-history.json"
+#: Exit code of a worker that lost a peer: MultiWorkerMirroredStrategy's health check aborts the
+#: collectives with UnavailableError when another worker dies (tensorflow 2.21
+#: python/distribute/collective_all_reduce_strategy.py:337-339, 1030-1033). It is >= 128 (and above the codes a
+#: signal gives, 129-192), so a TFJob replica under restartPolicy ExitCode is recreated and resumes
+#: from its backup, as the dead peer is, rather than failing the job (training-operator v1.9.0
+#: pkg/util/train/train_util.go:24-26, pkg/controller.v1/common/pod.go:350-366).
+PEER_LOST_EXIT_CODE = 200
 
 
 @dataclass
@@ -352,7 +359,18 @@ def main(argv: list[str] | None = None) -> int:
     except DistmlError as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
         return 1
+    except Exception as err:
+        if not _peer_lost(err):
+            raise
+        print(f"error: a peer worker was lost ({err}); exiting {PEER_LOST_EXIT_CODE} to be restarted", flush=True)
+        return PEER_LOST_EXIT_CODE
     return 0
+
+
+def _peer_lost(err: BaseException) -> bool:
+    """An UnavailableError: what the strategy raises once it has aborted the collectives for a dead peer."""
+    errors = sys.modules.get("tensorflow.python.framework.errors_impl")
+    return errors is not None and isinstance(err, errors.UnavailableError)
 
 
 if __name__ == "__main__":
