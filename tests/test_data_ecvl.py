@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from distml.data.dtd import Dataset, Image, ecvl_int, read_dataset, write_dataset
 from distml.data.split import split_dataset, write_parts
 from distml.errors import DatasetError
+from distml.inference.ecvl_backend import deephealth_modules
 
 # Mirrors deephealthproject/ecvl v1.0.3 modules/dataset/dataset.yaml (the format's own example):
 # the `%YAML:1.2` directive line as written there, a folded description, classes and features,
@@ -160,8 +161,7 @@ def _values(values, features: list[str]) -> dict[int, str] | None:
 
 
 def ecvl_meaning(path: Path) -> dict:
-    from pyecvl import ecvl
-
+    ecvl, _ = deephealth_modules()
     read = ecvl.Dataset(str(path))
     return {
         "classes": list(read.classes_),
@@ -271,7 +271,7 @@ def test_ground_truth_path_beside_all_absolute_locations_is_written_absolute(tmp
 @pytest.fixture(scope="module")
 def pyecvl():
     try:
-        from pyecvl import ecvl
+        ecvl, _ = deephealth_modules()
     except ImportError as err:
         pytest.skip(f"pyecvl is not installed ({err}); ../shared/ecvl/install.sh installs it")
     return ecvl
@@ -289,7 +289,10 @@ def test_every_upstream_dtd_file_means_the_same(tmp_path):
     source = os.environ.get("DISTML_ECVL_SOURCE")
     if not source:
         pytest.skip("set DISTML_ECVL_SOURCE to an ECVL checkout to compare its own DTD files")
-    pytest.importorskip("pyecvl")
+    try:
+        deephealth_modules()
+    except ImportError as err:
+        pytest.skip(f"pyecvl is not installed ({err})")
     import yaml_rs
 
     files = []
