@@ -21,7 +21,7 @@ _name = click.option("--name", required=True, help="Model / InferenceService nam
     "model_dir",
     type=click.Path(file_okay=False, path_type=Path),
     required=True,
-    help="Model folder (model.onnx or model/1 SavedModel, model.json).",
+    help="Model folder (model.onnx or model.keras, model.json).",
 )
 @_name
 @click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True, help="HTTP port.")

@@ -5,8 +5,10 @@
 Requests of the wrong shape or type get HTTP 400 with a message saying what the model takes.
 
 Prediction runs on ONNX Runtime when the folder has ``model.onnx`` (starts in about a second,
-no TensorFlow import in the server, fastest for small batches on CPU), else on the TF SavedModel's
-``serving_default`` signature (``model/1``), so folders written without ONNX serve too.
+no TensorFlow import in the server, fastest for small batches on CPU), else on the tf-keras model
+rebuilt from our own architecture with model.keras's weights (``load_model_folder``), so folders
+written without ONNX serve too. The SavedModel (``model/1``, for TF Serving in the cluster) is not
+loaded here: its graph is the artifact writer's, and graph ops can read and write files.
 
 ``LocalServer`` runs the server in a child process on a free loopback port and stops it;
 ``serve_and_check`` is the one-call check the demo and the deploy component use.
@@ -30,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from distml.errors import DistmlError
-from distml.training.model_folder import ONNX_FILE, read_model_info, saved_model_path
+from distml.training.model_folder import KERAS_FILE, ONNX_FILE, read_model_info
 
 #: Largest batch one request may carry (bounds the server's memory per request).
 MAX_INSTANCES = 4096
@@ -49,7 +51,7 @@ def _import_kserve() -> Any:
 
 
 class Predictor:
-    """Batch prediction on a Model folder: ONNX Runtime if model.onnx is there, else the SavedModel."""
+    """Batch prediction on a Model folder: ONNX Runtime if model.onnx is there, else the rebuilt tf-keras model."""
 
     def __init__(self, model_dir: str | os.PathLike[str]) -> None:
         folder = Path(model_dir)
@@ -61,17 +63,13 @@ class Predictor:
             self.backend = "onnxruntime"
             self._session = onnxruntime.InferenceSession(str(folder / ONNX_FILE), providers=["CPUExecutionProvider"])
             self._input_name = self._session.get_inputs()[0].name
-        elif (saved_model_path(folder) / "saved_model.pb").exists():
-            os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-            import tensorflow as tf
+        elif (folder / KERAS_FILE).exists():
+            from distml.training.model_folder import load_model_folder
 
             self.backend = "tensorflow"
-            self._signature = tf.saved_model.load(str(saved_model_path(folder))).signatures["serving_default"]
-            self._input_name = next(iter(self._signature.structured_input_signature[1]))
+            self._model, _ = load_model_folder(folder)
         else:
-            raise DistmlError(
-                f"neither {ONNX_FILE} nor model/1/saved_model.pb", where=str(folder), hint="Export the model."
-            )
+            raise DistmlError(f"neither {ONNX_FILE} nor {KERAS_FILE}", where=str(folder), hint="Export the model.")
 
     def check(self, batch: Any) -> np.ndarray:
         """``batch`` as float32 of shape (N, *input_shape), or ValueError saying what is wrong."""
@@ -92,8 +90,7 @@ class Predictor:
         """Model outputs for a checked float32 batch."""
         if self.backend == "onnxruntime":
             return self._session.run(None, {self._input_name: batch})[0]
-        outputs = self._signature(**{self._input_name: batch})
-        return next(iter(outputs.values())).numpy()
+        return self._model(batch, training=False).numpy()
 
 
 def make_kserve_model(model_dir: str | os.PathLike[str], name: str) -> Any:
