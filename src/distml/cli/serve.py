@@ -25,20 +25,36 @@ _name = click.option("--name", required=True, help="Model / InferenceService nam
 )
 @_name
 @click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True, help="HTTP port.")
-def serve_command(model_dir: Path, name: str, port: int) -> None:
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on: 127.0.0.1 is this machine only; 0.0.0.0 every interface.",
+)
+@click.option(
+    "--max-request-mb",
+    type=click.IntRange(1, 4096),
+    default=8,
+    show_default=True,
+    help="Largest request body in MiB; a larger one gets HTTP 413.",
+)
+def serve_command(model_dir: Path, name: str, port: int, host: str, max_request_mb: int) -> None:
     """Serve a Model folder with KServe's model server (V1 and V2 protocols) until Ctrl-C."""
-    _serve(model_dir, name, port)
+    _serve(model_dir, name, port, host, max_request_mb)
 
 
-def _serve(model_dir: Path, name: str, port: int) -> None:
+def _serve(model_dir: Path, name: str, port: int, host: str, max_request_mb: int) -> None:
     from distml.serving.local import make_kserve_model, run_server
 
     model = make_kserve_model(model_dir, name)
+    shown = f"[{host}]" if ":" in host else host
     console.print(
-        f"serving {model_dir} as {name!r} on port {port} ({model.predictor.backend}); "
-        f'POST http://127.0.0.1:{port}/v1/models/{name}:predict with {{"instances": [...]}}'
+        f"serving {model_dir} as {name!r} on {shown}:{port} ({model.predictor.backend}, bodies up to "
+        f'{max_request_mb} MiB); POST http://{shown}:{port}/v1/models/{name}:predict with {{"instances": [...]}}',
+        markup=False,
+        highlight=False,
     )
-    run_server(model, port)
+    run_server(model, port, host=host, max_request_bytes=max_request_mb * 1024 * 1024)
 
 
 @click.command("deploy")
@@ -55,6 +71,10 @@ def _serve(model_dir: Path, name: str, port: int) -> None:
     "--model", "model_dir", type=click.Path(file_okay=False, path_type=Path), help="local: the Model folder to serve."
 )
 @click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True, help="local: HTTP port.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="local: address to listen on (0.0.0.0: all).")
+@click.option(
+    "--max-request-mb", type=click.IntRange(1, 4096), default=8, show_default=True, help="local: largest body (MiB)."
+)
 @click.option(
     "--format",
     "model_format",
@@ -117,6 +137,8 @@ def deploy_command(
     storage_uri: str | None,
     model_dir: Path | None,
     port: int,
+    host: str,
+    max_request_mb: int,
     model_format: str,
     gpus: int,
     cpu: str,
@@ -142,7 +164,7 @@ def deploy_command(
     if target == "local":
         if model_dir is None:
             raise click.UsageError("--target local needs --model DIR")
-        _serve(model_dir, name, port)
+        _serve(model_dir, name, port, host, max_request_mb)
         return
     if not storage_uri:
         raise click.UsageError("--target kserve needs --storage-uri")
