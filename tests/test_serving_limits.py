@@ -129,8 +129,8 @@ def test_the_server_listens_on_loopback_unless_told_otherwise(model_folder):
 
 def test_distml_serve_takes_host_and_limit_and_stops_on_sigterm(model_folder):
     port = free_port()
-    command = [sys.executable, "-c", "from distml.cli import main; main()", "serve", "--model", str(model_folder), "--name", NAME,
-               "--port", str(port), "--max-request-mb", "1"]  # fmt: skip
+    command = [sys.executable, "-c", "from distml.cli import main; main()", "serve", "--model", str(model_folder),
+               "--name", NAME, "--port", str(port), "--max-request-mb", "1"]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 90
