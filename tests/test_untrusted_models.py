@@ -129,3 +129,16 @@ def test_weights_that_do_not_fit_the_named_architecture_are_refused(tmp_path):
     result = CliRunner().invoke(main, ["average", str(good), str(other), "--out", str(tmp_path / "avg")])
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
     assert "weights do not fit the cnn model" in result.output
+
+
+def test_a_segmentation_model_folder_without_classes_loads(tmp_path):
+    from distml.training.model_folder import load_model_folder, save_model_folder
+    from distml.training.models import build_model
+
+    model = build_model("unet-small", (16, 16, 3), 0)
+    save_model_folder(model, tmp_path / "unet", architecture="unet-small", task="segmentation",
+                      input_shape=[16, 16, 3], classes=[], metrics={}, onnx=False)  # fmt: skip
+    loaded, info = load_model_folder(tmp_path / "unet")
+    assert info["classes"] == [] and loaded.output_shape == (None, 16, 16, 1)
+    for ours, theirs in zip(model.get_weights(), loaded.get_weights(), strict=True):
+        np.testing.assert_array_equal(ours, theirs)

@@ -11,7 +11,9 @@ import contextlib
 import io
 import json
 import logging
+import os
 import re
+import signal
 import sys
 import tempfile
 import threading
@@ -34,6 +36,7 @@ from kfp.dsl.graph_component import GraphComponent
 from distml import __version__
 from distml import pipelines as registry
 from distml.errors import DistmlError
+from distml.training.cancel import CANCEL_ENV, Cancelled, stop_descendants
 
 FINAL_RUN_STATES = frozenset({"SUCCEEDED", "FAILED", "SKIPPED", "CANCELED"})
 PROBE_TIMEOUT_S = 5.0
@@ -316,6 +319,54 @@ def _task_outputs(kfp_run_dir: Path) -> dict[str, dict[str, Any]]:
     return results
 
 
+@contextlib.contextmanager
+def _tasks_stopped_on_interrupt(what: str) -> Iterator[None]:
+    """SIGTERM or SIGINT stops every task process (and all they started) before the run unwinds.
+
+    KFP's local runner starts each task as a child process and waits for it from worker threads
+    (kfp 2.17.0 kfp/local/subprocess_task_handler.py:116-136, orchestrator/enhanced_dag_orchestrator.py:266-315,
+    ``executor.shutdown(wait=True)``), so an exception in the main thread alone would wait for every
+    task to finish. The handler stops the whole process tree first, a reaper thread stops the tasks
+    the runner still starts while it unwinds, and later signals are ignored until the clean-up is
+    done. Tasks see ``DISTML_SIGTERM_CANCELS=1`` and so run their own clean-up on SIGTERM.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    interrupted: list[int] = []
+    unwound = threading.Event()
+
+    def reap() -> None:
+        while not unwound.wait(0.1):
+            stop_descendants(grace=1.0)
+
+    def on_signal(signum: int, frame: object) -> None:
+        if interrupted:
+            return
+        interrupted.append(signum)
+        stop_descendants()
+        threading.Thread(target=reap, daemon=True).start()
+        raise KeyboardInterrupt if signum == signal.SIGINT else Cancelled(f"{what} was cancelled (SIGTERM)")
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous_env = os.environ.get(CANCEL_ENV)
+    os.environ[CANCEL_ENV] = "1"
+    try:
+        yield
+        if interrupted:  # KFP turned the exception into a failed task: still a cancelled run
+            raise KeyboardInterrupt if interrupted[0] == signal.SIGINT else Cancelled(f"{what} was cancelled (SIGTERM)")
+    finally:
+        unwound.set()
+        if interrupted:
+            stop_descendants(grace=1.0)
+        if previous_env is None:
+            os.environ.pop(CANCEL_ENV, None)
+        else:
+            os.environ[CANCEL_ENV] = previous_env
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def run_local(
     pipeline: str | GraphComponent,
     params: Mapping[str, Any] | None = None,
@@ -357,7 +408,7 @@ def run_local(
         root_logger.setLevel(min(original_level or logging.INFO, logging.INFO))
         try:
             report(TaskProgress("run", "RUNNING", 0.0))
-            with contextlib.redirect_stdout(stdout):
+            with contextlib.redirect_stdout(stdout), _tasks_stopped_on_interrupt(f"the local run of {name}"):
                 local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(run_dir / "tasks"))
                 task = component(**arguments)
             run.state = "SUCCEEDED"

@@ -121,8 +121,9 @@ def _check_model_info(info: Any, where: str) -> None:
     ):
         raise refuse("input_shape", f"{shape!r} is not [height, width, channels] of 1 to {MAX_INPUT_SIDE} each")
     classes = info.get("classes")
-    if not isinstance(classes, list) or not 1 <= len(classes) <= MAX_CLASSES:
-        raise refuse("classes", f"must be a list of 1 to {MAX_CLASSES} class names")
+    fewest = 1 if info["task"] == "classification" else 0  # a segmenter's one mask channel has no class list
+    if not isinstance(classes, list) or not fewest <= len(classes) <= MAX_CLASSES:
+        raise refuse("classes", f"must be a list of {fewest} to {MAX_CLASSES} class names")
     if not all(isinstance(name, str) for name in classes):
         raise refuse("classes", "must hold strings only")
 
