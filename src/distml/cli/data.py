@@ -25,10 +25,10 @@ def data() -> None:
     "--images", type=click.IntRange(min=1), default=None, help="Number of images [lesions: 100; digits: all 1797]."
 )
 @click.option(
-    "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder to write into."
+    "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="New or empty folder."
 )
 @click.option(
-    "--size", type=click.IntRange(min=8), default=64, show_default=True, help="Image side in pixels (lesions)."
+    "--size", type=click.IntRange(8, 2048), default=64, show_default=True, help="Image side in pixels (lesions)."
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed: same seed, same files.")
 def synth_command(kind: str, images: int | None, out_dir: Path, size: int, seed: int) -> None:
@@ -82,7 +82,7 @@ def split_command(dataset_file: Path, parts: int, out_dir: Path) -> None:
     "--images", type=click.IntRange(min=1), default=100, show_default=True, help="Images (synthetic sources)."
 )
 @click.option(
-    "--size", type=click.IntRange(min=8), default=64, show_default=True, help="Image side (synthetic:lesions)."
+    "--size", type=click.IntRange(8, 2048), default=64, show_default=True, help="Image side (synthetic:lesions)."
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--no-copy", is_flag=True, help="dtd: keep images where they are (shared volume); write absolute paths.")
