@@ -11,6 +11,7 @@ import sys
 import click
 
 from distml import __version__
+from distml.cli.output import printable, redact
 from distml.errors import DistmlError, os_error
 from distml.training.cancel import Cancelled, sigterm_cancels
 
@@ -34,7 +35,7 @@ class _Main(click.Group):
             if ctx.params.get("debug"):
                 raise
             error = os_error(err) if isinstance(err, OSError) else err
-            click.echo(f"error: {error}", err=True)
+            click.echo(f"error: {redact(printable(error))}", err=True)
             sys.exit(EXIT_TERMINATED if isinstance(err, Cancelled) else 1)
 
 

@@ -448,9 +448,10 @@ def _check_host(host: str) -> str:
     """Fail fast on a host that does not answer as a KFP 2.x API, naming it and what to check."""
     if not re.match(r"^https?://[^/\s]+", host):
         raise DistmlError(
-            f"{host!r} is not an http(s) URL", where="--host", hint="Write e.g. --host http://localhost:8080"
+            f"{_redacted(host)!r} is not an http(s) URL", where="--host", hint="Write e.g. --host http://localhost:8080"
         )
     host = host.rstrip("/")
+    shown = _redacted(host)
     url = f"{host}/apis/v2beta1/healthz"
     reach_hint = (
         "Check the URL, that the cluster is up and that the KFP API is reachable from here "
@@ -464,18 +465,18 @@ def _check_host(host: str) -> str:
             hint = "The API needs credentials: use a port-forward to ml-pipeline-ui, or run inside the cluster"
         else:
             hint = "Point --host at the Kubeflow Pipelines 2.x API (the ml-pipeline-ui service or the Kubeflow gateway)"
-        raise DistmlError(f"{url} answered HTTP {err.code} {err.reason}", where=host, hint=hint) from None
+        raise DistmlError(f"{_redacted(url)} answered HTTP {err.code} {err.reason}", where=shown, hint=hint) from None
     except OSError as err:  # URLError, refused, DNS, timeout
         reason = getattr(err, "reason", err)
         raise DistmlError(
-            f"cannot reach Kubeflow Pipelines at {host}: {reason}", where="--host", hint=reach_hint
+            f"cannot reach Kubeflow Pipelines at {shown}: {reason}", where="--host", hint=reach_hint
         ) from None
     try:
         json.loads(body)
     except ValueError:
         raise DistmlError(
-            f"{url} did not answer with JSON (a login page or another service?)",
-            where=host,
+            f"{_redacted(url)} did not answer with JSON (a login page or another service?)",
+            where=shown,
             hint="Point --host at the Kubeflow Pipelines 2.x API; behind a login, use a port-forward to ml-pipeline-ui",
         ) from None
     return host
@@ -489,9 +490,15 @@ def connect(host: str) -> kfp.Client:
         return kfp.Client(host=host)
 
 
+def _redacted(url: str) -> str:
+    """``url`` without the password of ``scheme://user:password@host`` (shown as ``***``)."""
+    return re.sub(r"^([a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]*):[^/\s@]*@", r"\1:***@", url)
+
+
 @contextlib.contextmanager
 def _api_errors(host: str, action: str) -> Iterator[None]:
-    """KFP API failures as one line naming the host, the HTTP status and the server's message."""
+    """KFP API failures as one line naming the host (no password), the HTTP status and the server's message."""
+    host = _redacted(host)
     try:
         yield
     except kfp_server_api.ApiException as err:
@@ -556,7 +563,8 @@ def submit(
                 experiment_name=experiment,
                 namespace=namespace,
             )
-    submission = Submission(run_id=result.run_id, url=f"{host}/#/runs/details/{result.run_id}", state="PENDING")
+    run_url = f"{_redacted(host)}/#/runs/details/{result.run_id}"
+    submission = Submission(run_id=result.run_id, url=run_url, state="PENDING")
     if wait:
         _follow(client, host, submission, timeout_s=timeout_s, poll_s=poll_s, on_progress=on_progress)
     return submission
@@ -643,7 +651,7 @@ def upload(name: str, host: str, version: str | None = None, *, namespace: str |
                     pipeline_id=created.pipeline_id,
                     display_name=name,
                     created=True,
-                    url=f"{host}/#/pipelines/details/{created.pipeline_id}",
+                    url=f"{_redacted(host)}/#/pipelines/details/{created.pipeline_id}",
                 )
             pipeline_id = found[0].pipeline_id
             added = client.upload_pipeline_version(
@@ -655,5 +663,5 @@ def upload(name: str, host: str, version: str | None = None, *, namespace: str |
         created=False,
         version_id=added.pipeline_version_id,
         version_name=added.display_name,
-        url=f"{host}/#/pipelines/details/{pipeline_id}/version/{added.pipeline_version_id}",
+        url=f"{_redacted(host)}/#/pipelines/details/{pipeline_id}/version/{added.pipeline_version_id}",
     )
