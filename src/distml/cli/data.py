@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
+from distml.cli.options import SEED
 from distml.cli.output import make_console, plain
 from distml.data import dtd, sources, split, synth
 
@@ -30,7 +31,7 @@ def data() -> None:
 @click.option(
     "--size", type=click.IntRange(8, 2048), default=64, show_default=True, help="Image side in pixels (lesions)."
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed: same seed, same files.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Random seed: same seed, same files.")
 def synth_command(kind: str, images: int | None, out_dir: Path, size: int, seed: int) -> None:
     """Write a synthetic DTD dataset: LESIONS (RGB images + binary masks) or DIGITS (scikit-learn)."""
     if kind == "lesions":
@@ -84,7 +85,7 @@ def split_command(dataset_file: Path, parts: int, out_dir: Path) -> None:
 @click.option(
     "--size", type=click.IntRange(8, 2048), default=64, show_default=True, help="Image side (synthetic:lesions)."
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--no-copy", is_flag=True, help="dtd: keep images where they are (shared volume); write absolute paths.")
 def load_command(source: str, out_dir: Path, images: int, size: int, seed: int, no_copy: bool) -> None:
     """Load SOURCE into a self-contained folder, as the load_data component does.

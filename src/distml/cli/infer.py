@@ -21,7 +21,7 @@ BACKENDS = ("onnxruntime", "ecvl")
 @click.option("--split", default="test", show_default=True, help="Split to infer; 'all' for every image.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--save-images", is_flag=True, help="Write batch_<b>_<i>_gt/output/overlay.png (segmentation).")
-@click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--threads", type=click.IntRange(0, 1024), default=0, show_default=True,
               help="CPU threads per shard (0: the runtime's default, all cores).")
 def infer(
     backend: str,
