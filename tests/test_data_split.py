@@ -96,13 +96,13 @@ def test_better_than_deephealth_engine(tmp_path):
     assert len(infos) == 3
     assert sorted(p.name for p in (tmp_path / "parts").glob("part-*.yml")) == [i.file for i in infos]
     test_image = dataset.images[dataset.split["test"][0]].location
+    found_in = []
     for info in infos:
         part = read_dataset(tmp_path / "parts" / info.file)
         assert part.classes == ["a", "b"]
         for name, indices in part.split.items():
-            for i in indices:
-                if Path(part.images[i].location).name == Path(test_image).name:
-                    assert name == "test"
+            found_in += [name for i in indices if Path(part.images[i].location).name == Path(test_image).name]
+    assert found_in == ["test"]  # in exactly one part, and still in its test split
 
 
 def test_parts_are_valid_from_their_folder_and_byte_identical(tmp_path):

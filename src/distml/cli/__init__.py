@@ -11,20 +11,32 @@ import sys
 import click
 
 from distml import __version__
-from distml.errors import DistmlError
+from distml.cli.output import printable, redact
+from distml.errors import DistmlError, os_error
+from distml.training.cancel import Cancelled, sigterm_cancels
+
+#: Exit code after SIGTERM, as a shell reports a process the signal ended (128 + 15).
+EXIT_TERMINATED = 143
 
 
 class _Main(click.Group):
-    """Turns DistmlError into one actionable line and exit 1, unless --debug."""
+    """Turns DistmlError, and OSError (disk full, permission denied...), into one actionable line and
+    exit 1, unless --debug.
+
+    SIGTERM (how KFP and Kubernetes stop a task) raises Cancelled, so staged output folders and
+    started processes are cleaned up on the way out, as after Ctrl-C; the command then exits 143.
+    """
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
-            return super().invoke(ctx)
-        except DistmlError as err:
+            with sigterm_cancels(f"distml {ctx.invoked_subcommand or ''}".strip()):
+                return super().invoke(ctx)
+        except (DistmlError, OSError) as err:
             if ctx.params.get("debug"):
                 raise
-            click.echo(f"error: {err}", err=True)
-            sys.exit(1)
+            error = os_error(err) if isinstance(err, OSError) else err
+            click.echo(f"error: {redact(printable(error))}", err=True)
+            sys.exit(EXIT_TERMINATED if isinstance(err, Cancelled) else 1)
 
 
 @click.group(cls=_Main)

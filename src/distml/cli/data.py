@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from distml.cli.options import allow_root_option
-from distml.cli.output import make_console
+from distml.cli.options import SEED, allow_root_option
+from distml.cli.output import make_console, plain
 from distml.data import dtd, sources, split, synth
 
 console = make_console()
@@ -26,12 +26,12 @@ def data() -> None:
     "--images", type=click.IntRange(min=1), default=None, help="Number of images [lesions: 100; digits: all 1797]."
 )
 @click.option(
-    "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder to write into."
+    "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="New or empty folder."
 )
 @click.option(
-    "--size", type=click.IntRange(min=8), default=64, show_default=True, help="Image side in pixels (lesions)."
+    "--size", type=click.IntRange(8, 2048), default=64, show_default=True, help="Image side in pixels (lesions)."
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed: same seed, same files.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Random seed: same seed, same files.")
 def synth_command(kind: str, images: int | None, out_dir: Path, size: int, seed: int) -> None:
     """Write a synthetic DTD dataset: LESIONS (RGB images + binary masks) or DIGITS (scikit-learn)."""
     if kind == "lesions":
@@ -89,9 +89,9 @@ def split_command(dataset_file: Path, parts: int, out_dir: Path, allow_roots: tu
     "--images", type=click.IntRange(min=1), default=100, show_default=True, help="Images (synthetic sources)."
 )
 @click.option(
-    "--size", type=click.IntRange(min=8), default=64, show_default=True, help="Image side (synthetic:lesions)."
+    "--size", type=click.IntRange(8, 2048), default=64, show_default=True, help="Image side (synthetic:lesions)."
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--no-copy", is_flag=True, help="dtd: keep images where they are (shared volume); write absolute paths.")
 @allow_root_option
 def load_command(
@@ -106,7 +106,7 @@ def load_command(
         source, out_dir, images=images, size=size, seed=seed, copy_files=not no_copy, allow_roots=allow_roots
     )
     counts = ", ".join(f"{k} {v}" for k, v in info.counts.items())
-    console.print(f"{info.source} -> {out_dir} ({info.format}, {info.task}: {counts})")
+    console.print(plain(f"{info.source} -> {out_dir} ({info.format}, {info.task}: {counts})"))
 
 
 @data.command("shard")
@@ -116,20 +116,21 @@ def load_command(
 def shard_command(data_dir: Path, shards: int, out_dir: Path) -> None:
     """Split an npz data folder into per-worker shard files (training rows cut, test rows kept whole)."""
     for path in sources.shard_arrays(data_dir, shards, out_dir):
-        console.print(str(path))
+        console.print(plain(path))
 
 
 def print_parts(dataset: dtd.Dataset, infos: list[split.PartInfo], out_dir: Path) -> None:
     """The table of parts: file, images, and images per split."""
     names = list(dataset.split or {})
-    table = Table(title=f"{dataset.name}: {len(dataset.images)} images in {len(infos)} parts -> {out_dir}")
+    title = f"{plain(dataset.name)}: {len(dataset.images)} images in {len(infos)} parts -> {plain(out_dir)}"
+    table = Table(title=title)
     table.add_column("part", justify="right")
     table.add_column("file")
     table.add_column("images", justify="right")
     for name in names:
-        table.add_column(name, justify="right")
+        table.add_column(plain(name), justify="right")
     for info in infos:
-        table.add_row(str(info.index), info.file, str(info.images), *(str(info.splits.get(n, 0)) for n in names))
+        table.add_row(str(info.index), plain(info.file), str(info.images), *(str(info.splits.get(n, 0)) for n in names))
     console.print(table)
     if dataset.split is None:
         console.print("the dataset has no `split` section: parts are cut by position and have none either")
@@ -137,12 +138,12 @@ def print_parts(dataset: dtd.Dataset, infos: list[split.PartInfo], out_dir: Path
 
 def _print_info(dataset: dtd.Dataset, path: Path) -> None:
     kind = "segmentation" if dataset.is_segmentation else f"classification, {len(dataset.classes)} classes"
-    console.print(f"[bold]{dataset.name}[/bold] ({path}): {len(dataset.images)} images, {kind}")
+    console.print(f"[bold]{plain(dataset.name)}[/bold] ({plain(path)}): {len(dataset.images)} images, {kind}")
     if dataset.description:
-        console.print(f"  {dataset.description}")
+        console.print(f"  {plain(dataset.description)}")
     if dataset.split is None:
         console.print("  no split section")
     else:
-        console.print("  split: " + ", ".join(f"{k} {v}" for k, v in dataset.split_sizes().items()))
+        console.print("  split: " + plain(", ".join(f"{k} {v}" for k, v in dataset.split_sizes().items())))
     if dataset.features:
-        console.print("  features: " + ", ".join(dataset.features))
+        console.print("  features: " + plain(", ".join(dataset.features)))

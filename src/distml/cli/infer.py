@@ -30,7 +30,7 @@ BACKENDS = ("onnxruntime", "ecvl")
 @click.option("--save-images", is_flag=True, help="Write batch_<b>_<i>_gt/output/overlay.png (segmentation).")
 @click.option(
     "--threads",
-    type=click.IntRange(min=0),
+    type=click.IntRange(0, 1024),
     default=0,
     show_default=True,
     help="CPU threads per shard (0: the runtime's default, all cores).",

@@ -6,9 +6,20 @@ Each raises ``click.BadParameter`` (a usage error, exit 2) naming the value and 
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import click
+
+#: Seeds numpy's and TensorFlow's generators both take (numpy refuses negative ones).
+SEED = click.IntRange(0, 2**32 - 1)
+
+
+def finite_callback(_ctx: click.Context, _param: click.Parameter, value: float | None) -> float | None:
+    """Refuse NaN and infinity, which ``click.FloatRange`` lets through (NaN compares false to every bound)."""
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a finite number")
+    return value
 
 
 def parse_node_selector(values: tuple[str, ...] | list[str]) -> dict[str, str]:

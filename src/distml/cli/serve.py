@@ -21,26 +21,42 @@ _name = click.option("--name", required=True, help="Model / InferenceService nam
     "model_dir",
     type=click.Path(file_okay=False, path_type=Path),
     required=True,
-    help="Model folder (model.onnx or model/1 SavedModel, model.json).",
+    help="Model folder (model.onnx or model.keras, model.json).",
 )
 @_name
 @click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True, help="HTTP port.")
-def serve_command(model_dir: Path, name: str, port: int) -> None:
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on: 127.0.0.1 is this machine only; 0.0.0.0 every interface.",
+)
+@click.option(
+    "--max-request-mb",
+    type=click.IntRange(1, 4096),
+    default=8,
+    show_default=True,
+    help="Largest request body in MiB; a larger one gets HTTP 413.",
+)
+def serve_command(model_dir: Path, name: str, port: int, host: str, max_request_mb: int) -> None:
     """Serve a Model folder with KServe's model server (V1 and V2 protocols) until Ctrl-C."""
-    _serve(model_dir, name, port)
+    _serve(model_dir, name, port, host, max_request_mb)
 
 
-def _serve(model_dir: Path, name: str, port: int) -> None:
+def _serve(model_dir: Path, name: str, port: int, host: str, max_request_mb: int) -> None:
     from distml.serving.local import make_kserve_models, run_server
 
     models = make_kserve_models(model_dir, name)
-    v2 = ", ".join(f"http://127.0.0.1:{port}/v2/models/{model.name}/infer" for model in models)
+    shown = f"[{host}]" if ":" in host else host
+    v2 = ", ".join(f"http://{shown}:{port}/v2/models/{model.name}/infer" for model in models)
     console.print(
-        f"serving {model_dir} as {name!r} on port {port} ({models[0].predictor.backend}); "
-        f'POST http://127.0.0.1:{port}/v1/models/{name}:predict with {{"instances": [...]}}; V2: {v2}',
+        f"serving {model_dir} as {name!r} on {shown}:{port} ({models[0].predictor.backend}, bodies up to "
+        f'{max_request_mb} MiB); POST http://{shown}:{port}/v1/models/{name}:predict with {{"instances": [...]}}; '
+        f"V2: {v2}",
         markup=False,
+        highlight=False,
     )
-    run_server(models, port)
+    run_server(models, port, host=host, max_request_bytes=max_request_mb * 1024 * 1024)
 
 
 @click.command("deploy")
@@ -57,6 +73,10 @@ def _serve(model_dir: Path, name: str, port: int) -> None:
     "--model", "model_dir", type=click.Path(file_okay=False, path_type=Path), help="local: the Model folder to serve."
 )
 @click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True, help="local: HTTP port.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="local: address to listen on (0.0.0.0: all).")
+@click.option(
+    "--max-request-mb", type=click.IntRange(1, 4096), default=8, show_default=True, help="local: largest body (MiB)."
+)
 @click.option(
     "--format",
     "model_format",
@@ -129,6 +149,8 @@ def deploy_command(
     storage_uri: str | None,
     model_dir: Path | None,
     port: int,
+    host: str,
+    max_request_mb: int,
     model_format: str,
     runtime_version: str | None,
     gpus: int,
@@ -155,7 +177,7 @@ def deploy_command(
     if target == "local":
         if model_dir is None:
             raise click.UsageError("--target local needs --model DIR")
-        _serve(model_dir, name, port)
+        _serve(model_dir, name, port, host, max_request_mb)
         return
     if not storage_uri:
         raise click.UsageError("--target kserve needs --storage-uri")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from distml.cli.options import parse_node_selector, parse_toleration
+from distml.cli.options import SEED, finite_callback, parse_node_selector, parse_toleration
 from distml.training.models import ARCHITECTURES
 
 
@@ -25,18 +25,31 @@ def _echo_err(line: str) -> None:
 )
 @click.option("--epochs", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Per worker.")
-@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True)
+@click.option(
+    "--learning-rate",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1e-3,
+    show_default=True,
+    callback=finite_callback,
+)
 @click.option("--image-size", type=click.IntRange(min=4), default=None, help="Resize DTD images (unet-small: 32, 64).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="Model folder.")
 @click.option("--onnx", is_flag=True, help="Also export model.onnx.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--image", default=None, help="[kubernetes] Worker image [default: the components' image].")
 @click.option("--gpus-per-worker", type=click.IntRange(min=0), default=0, show_default=True, help="[kubernetes]")
 @click.option("--node-selector", multiple=True, metavar="KEY=VALUE", help="[kubernetes] Repeatable.")
 @click.option("--toleration", multiple=True, metavar="KEY[=VALUE]:EFFECT", help="[kubernetes] Repeatable.")
 @click.option("--namespace", default="", help="[kubernetes] Default: the pod's namespace, or the kubeconfig context's.")
 @click.option("--pvc", default=None, metavar="NAME:MOUNT", help="[kubernetes] Volume shared with the worker pods.")
-@click.option("--timeout", type=click.FloatRange(min=1), default=6 * 3600, show_default=True, help="Seconds.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=6 * 3600,
+    show_default=True,
+    help="Seconds.",
+    callback=finite_callback,
+)
 @click.option("--dry-run", is_flag=True, help="[kubernetes] Print the TFJob YAML and call no API.")
 def train(
     launcher: str,
@@ -69,6 +82,12 @@ def train(
             "--image, --gpus-per-worker, --node-selector, --toleration, --pvc and --dry-run need --launcher kubernetes"
         )
     out = out_dir.resolve() if launcher == "local" else out_dir
+    if launcher == "local" and out.exists() and (not out.is_dir() or any(out.iterdir())):
+        from distml.errors import DistmlError
+
+        raise DistmlError(  # before training, not after it (the model folder is written last)
+            "model output folder is not empty", where=str(out), hint="Choose a new or empty folder."
+        )
     config = WorkerConfig(
         model=model,
         data=Path(source),

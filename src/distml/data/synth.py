@@ -17,10 +17,14 @@ from PIL import Image as PILImage
 
 from distml.data.dtd import Dataset, Image, write_dataset
 from distml.errors import DatasetError
+from distml.staging import staged_folder
 
 #: Training/validation/test shares of the synthetic datasets.
 SPLIT_SHARES = (0.7, 0.1, 0.2)
 DATASET_FILE = "dataset.yml"
+#: Largest lesion image side: one image is built in float32 (size x size x 3 x 4 bytes, 48 MiB here),
+#: where --size 20000 once asked for 11.7 GB.
+MAX_LESION_SIZE = 2048
 
 
 def standard_split(n_images: int, rng: np.random.Generator) -> dict[str, list[int]]:
@@ -56,36 +60,42 @@ def lesion_sample(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.n
 
 
 def synth_lesions(out_dir: str | os.PathLike[str], *, images: int = 100, size: int = 64, seed: int = 0) -> Path:
-    """Write the lesions dataset (PNG images and masks, ``dataset.yml``) into ``out_dir``."""
+    """Write the lesions dataset (PNG images and masks, ``dataset.yml``) as ``out_dir`` (absent or empty).
+
+    All or nothing: written beside ``out_dir`` and renamed into place, so an existing dataset is
+    never overwritten and a failure (disk full) leaves no images without their ``dataset.yml``.
+    """
     if images < 1:
         raise DatasetError(f"--images must be at least 1 (got {images})")
-    if size < 8:
-        raise DatasetError(f"--size must be at least 8 pixels (got {size})")
+    if not 8 <= size <= MAX_LESION_SIZE:
+        raise DatasetError(f"--size must be 8 to {MAX_LESION_SIZE} pixels (got {size})")
     out = Path(out_dir)
-    (out / "images").mkdir(parents=True, exist_ok=True)
-    (out / "ground_truth").mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    entries = []
-    for i in range(images):
-        pixels, mask = lesion_sample(rng, size)
-        location = f"images/lesion_{i:05d}.png"
-        truth = f"ground_truth/lesion_{i:05d}_segmentation.png"
-        PILImage.fromarray(pixels).save(out / location)
-        PILImage.fromarray(mask.astype(np.uint8) * 255).save(out / truth)
-        entries.append(Image(location, truth))
-    dataset = Dataset(
-        name="synthetic-lesions",
-        description=f"Synthetic skin lesions with binary masks ({size}x{size}, seed {seed})",
-        classes=[],
-        images=entries,
-        split=standard_split(images, rng),
-        root=out,
-    )
-    return write_dataset(dataset, out / DATASET_FILE)
+    with staged_folder(out, what="dataset folder") as staging:
+        (staging / "images").mkdir()
+        (staging / "ground_truth").mkdir()
+        rng = np.random.default_rng(seed)
+        entries = []
+        for i in range(images):
+            pixels, mask = lesion_sample(rng, size)
+            location = f"images/lesion_{i:05d}.png"
+            truth = f"ground_truth/lesion_{i:05d}_segmentation.png"
+            PILImage.fromarray(pixels).save(staging / location)
+            PILImage.fromarray(mask.astype(np.uint8) * 255).save(staging / truth)
+            entries.append(Image(location, truth))
+        dataset = Dataset(
+            name="synthetic-lesions",
+            description=f"Synthetic skin lesions with binary masks ({size}x{size}, seed {seed})",
+            classes=[],
+            images=entries,
+            split=standard_split(images, rng),
+            root=staging,
+        )
+        write_dataset(dataset, staging / DATASET_FILE)
+    return out / DATASET_FILE
 
 
 def synth_digits(out_dir: str | os.PathLike[str], *, images: int | None = None, seed: int = 0) -> Path:
-    """Write scikit-learn's digits as a DTD classification dataset of 8x8 grayscale PNGs."""
+    """Write scikit-learn's digits as a DTD classification dataset of 8x8 grayscale PNGs (all or nothing)."""
     from sklearn.datasets import load_digits
 
     digits = load_digits()
@@ -93,20 +103,22 @@ def synth_digits(out_dir: str | os.PathLike[str], *, images: int | None = None, 
     if not 1 <= total <= len(digits.target):
         raise DatasetError(f"--images must be between 1 and {len(digits.target)} for digits (got {images})")
     out = Path(out_dir)
-    (out / "images").mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    entries = []
-    for i in range(total):
-        pixels = (digits.images[i] * (255.0 / 16.0)).round().astype(np.uint8)
-        location = f"images/digit_{i:05d}.png"
-        PILImage.fromarray(pixels).save(out / location)
-        entries.append(Image(location, int(digits.target[i])))
-    dataset = Dataset(
-        name="sklearn-digits",
-        description="scikit-learn handwritten digits (8x8, 16 gray levels)",
-        classes=[str(c) for c in range(10)],
-        images=entries,
-        split=standard_split(total, rng),
-        root=out,
-    )
-    return write_dataset(dataset, out / DATASET_FILE)
+    with staged_folder(out, what="dataset folder") as staging:
+        (staging / "images").mkdir()
+        rng = np.random.default_rng(seed)
+        entries = []
+        for i in range(total):
+            pixels = (digits.images[i] * (255.0 / 16.0)).round().astype(np.uint8)
+            location = f"images/digit_{i:05d}.png"
+            PILImage.fromarray(pixels).save(staging / location)
+            entries.append(Image(location, int(digits.target[i])))
+        dataset = Dataset(
+            name="sklearn-digits",
+            description="scikit-learn handwritten digits (8x8, 16 gray levels)",
+            classes=[str(c) for c in range(10)],
+            images=entries,
+            split=standard_split(total, rng),
+            root=staging,
+        )
+        write_dataset(dataset, staging / DATASET_FILE)
+    return out / DATASET_FILE

@@ -63,13 +63,38 @@ def gather_shards(
         for folder, shard in zip(folders, shards, strict=True)
     ]
     out = Path(out_dir)
-    if out.is_dir() and set(os.listdir(out)) <= {METRICS_FILE, REPORT_FILE}:
-        for earlier in (METRICS_FILE, REPORT_FILE):  # an earlier gather's result, replaced whole
-            (out / earlier).unlink(missing_ok=True)
-    with staged_folder(out, what="gather output folder") as staging:
+    _refuse_out_among_shards(out, folders)
+    with staged_folder(out, what="gather output folder", replaceable=is_gather_output) as staging:
         write_report(gathered, folders, staging / REPORT_FILE, images=report_images)
         (staging / METRICS_FILE).write_text(json.dumps(gathered, indent=2) + "\n", encoding="utf-8")
     return gathered
+
+
+def is_gather_output(folder: Path) -> bool:
+    """An earlier gather's result: only metrics.json and report.html, the metrics listing its shards.
+
+    A shard folder (metrics.json without ``shards``) is never taken for one, so it is never replaced.
+    """
+    if not set(os.listdir(folder)) <= {METRICS_FILE, REPORT_FILE}:
+        return False
+    try:
+        metrics = json.loads((folder / METRICS_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(metrics, dict) and isinstance(metrics.get("shards"), list)
+
+
+def _refuse_out_among_shards(out: Path, folders: list[Path]) -> None:
+    """--out may not be one of the shards, nor a folder that holds one (it would replace its input)."""
+    target = out.resolve()
+    for folder in folders:
+        shard = folder.resolve()
+        if target == shard or target in shard.parents:
+            raise DistmlError(
+                "--out is a shard folder being gathered, or holds one: gathering would replace its input",
+                where=str(out),
+                hint="Give --out a new folder, apart from the shard folders.",
+            )
 
 
 def _refuse_repeats(folders: list[Path]) -> None:

@@ -11,7 +11,9 @@ import contextlib
 import io
 import json
 import logging
+import os
 import re
+import signal
 import sys
 import tempfile
 import threading
@@ -35,6 +37,7 @@ from distml import __version__
 from distml import pipelines as registry
 from distml.errors import DistmlError
 from distml.tolerations import tolerations_from_dicts
+from distml.training.cancel import CANCEL_ENV, Cancelled, stop_descendants
 
 FINAL_RUN_STATES = frozenset({"SUCCEEDED", "FAILED", "SKIPPED", "CANCELED"})
 PROBE_TIMEOUT_S = 5.0
@@ -328,6 +331,54 @@ def _task_outputs(kfp_run_dir: Path) -> dict[str, dict[str, Any]]:
     return results
 
 
+@contextlib.contextmanager
+def _tasks_stopped_on_interrupt(what: str) -> Iterator[None]:
+    """SIGTERM or SIGINT stops every task process (and all they started) before the run unwinds.
+
+    KFP's local runner starts each task as a child process and waits for it from worker threads
+    (kfp 2.17.0 kfp/local/subprocess_task_handler.py:116-136, orchestrator/enhanced_dag_orchestrator.py:266-315,
+    ``executor.shutdown(wait=True)``), so an exception in the main thread alone would wait for every
+    task to finish. The handler stops the whole process tree first, a reaper thread stops the tasks
+    the runner still starts while it unwinds, and later signals are ignored until the clean-up is
+    done. Tasks see ``DISTML_SIGTERM_CANCELS=1`` and so run their own clean-up on SIGTERM.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    interrupted: list[int] = []
+    unwound = threading.Event()
+
+    def reap() -> None:
+        while not unwound.wait(0.1):
+            stop_descendants(grace=1.0)
+
+    def on_signal(signum: int, frame: object) -> None:
+        if interrupted:
+            return
+        interrupted.append(signum)
+        stop_descendants()
+        threading.Thread(target=reap, daemon=True).start()
+        raise KeyboardInterrupt if signum == signal.SIGINT else Cancelled(f"{what} was cancelled (SIGTERM)")
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous_env = os.environ.get(CANCEL_ENV)
+    os.environ[CANCEL_ENV] = "1"
+    try:
+        yield
+        if interrupted:  # KFP turned the exception into a failed task: still a cancelled run
+            raise KeyboardInterrupt if interrupted[0] == signal.SIGINT else Cancelled(f"{what} was cancelled (SIGTERM)")
+    finally:
+        unwound.set()
+        if interrupted:
+            stop_descendants(grace=1.0)
+        if previous_env is None:
+            os.environ.pop(CANCEL_ENV, None)
+        else:
+            os.environ[CANCEL_ENV] = previous_env
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def run_local(
     pipeline: str | GraphComponent,
     params: Mapping[str, Any] | None = None,
@@ -369,7 +420,7 @@ def run_local(
         root_logger.setLevel(min(original_level or logging.INFO, logging.INFO))
         try:
             report(TaskProgress("run", "RUNNING", 0.0))
-            with contextlib.redirect_stdout(stdout):
+            with contextlib.redirect_stdout(stdout), _tasks_stopped_on_interrupt(f"the local run of {name}"):
                 local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(run_dir / "tasks"))
                 task = component(**arguments)
             run.state = "SUCCEEDED"
@@ -409,9 +460,10 @@ def _check_host(host: str) -> str:
     """Fail fast on a host that does not answer as a KFP 2.x API, naming it and what to check."""
     if not re.match(r"^https?://[^/\s]+", host):
         raise DistmlError(
-            f"{host!r} is not an http(s) URL", where="--host", hint="Write e.g. --host http://localhost:8080"
+            f"{_redacted(host)!r} is not an http(s) URL", where="--host", hint="Write e.g. --host http://localhost:8080"
         )
     host = host.rstrip("/")
+    shown = _redacted(host)
     url = f"{host}/apis/v2beta1/healthz"
     reach_hint = (
         "Check the URL, that the cluster is up and that the KFP API is reachable from here "
@@ -425,21 +477,21 @@ def _check_host(host: str) -> str:
             hint = "The API needs credentials: use a port-forward to ml-pipeline-ui, or run inside the cluster"
         else:
             hint = "Point --host at the Kubeflow Pipelines 2.x API (the ml-pipeline-ui service or the Kubeflow gateway)"
-        raise DistmlError(f"{url} answered HTTP {err.code} {err.reason}", where=host, hint=hint) from None
+        raise DistmlError(f"{_redacted(url)} answered HTTP {err.code} {err.reason}", where=shown, hint=hint) from None
     except OSError as err:  # URLError, refused, DNS, timeout
         reason = getattr(err, "reason", err)
         raise DistmlError(
-            f"cannot reach Kubeflow Pipelines at {host}: {reason}", where="--host", hint=reach_hint
+            f"cannot reach Kubeflow Pipelines at {shown}: {reason}", where="--host", hint=reach_hint
         ) from None
     try:
         health = json.loads(body)
     except ValueError:
         raise DistmlError(
-            f"{url} did not answer with JSON (a login page or another service?)",
-            where=host,
+            f"{_redacted(url)} did not answer with JSON (a login page or another service?)",
+            where=shown,
             hint="Point --host at the Kubeflow Pipelines 2.x API; behind a login, use a port-forward to ml-pipeline-ui",
         ) from None
-    check_backend_version(health.get("tag_name") if isinstance(health, dict) else None, host)
+    check_backend_version(health.get("tag_name") if isinstance(health, dict) else None, shown)
     return host
 
 
@@ -473,9 +525,15 @@ def connect(host: str) -> kfp.Client:
         return kfp.Client(host=host)
 
 
+def _redacted(url: str) -> str:
+    """``url`` without the password of ``scheme://user:password@host`` (shown as ``***``)."""
+    return re.sub(r"^([a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]*):[^/\s@]*@", r"\1:***@", url)
+
+
 @contextlib.contextmanager
 def _api_errors(host: str, action: str) -> Iterator[None]:
-    """KFP API failures as one line naming the host, the HTTP status and the server's message."""
+    """KFP API failures as one line naming the host (no password), the HTTP status and the server's message."""
+    host = _redacted(host)
     try:
         yield
     except kfp_server_api.ApiException as err:
@@ -540,7 +598,8 @@ def submit(
                 experiment_name=experiment,
                 namespace=namespace,
             )
-    submission = Submission(run_id=result.run_id, url=f"{host}/#/runs/details/{result.run_id}", state="PENDING")
+    run_url = f"{_redacted(host)}/#/runs/details/{result.run_id}"
+    submission = Submission(run_id=result.run_id, url=run_url, state="PENDING")
     if wait:
         _follow(client, host, submission, timeout_s=timeout_s, poll_s=poll_s, on_progress=on_progress)
     return submission
@@ -627,7 +686,7 @@ def upload(name: str, host: str, version: str | None = None, *, namespace: str |
                     pipeline_id=created.pipeline_id,
                     display_name=name,
                     created=True,
-                    url=f"{host}/#/pipelines/details/{created.pipeline_id}",
+                    url=f"{_redacted(host)}/#/pipelines/details/{created.pipeline_id}",
                 )
             pipeline_id = found[0].pipeline_id
             added = client.upload_pipeline_version(
@@ -639,5 +698,5 @@ def upload(name: str, host: str, version: str | None = None, *, namespace: str |
         created=False,
         version_id=added.pipeline_version_id,
         version_name=added.display_name,
-        url=f"{host}/#/pipelines/details/{pipeline_id}/version/{added.pipeline_version_id}",
+        url=f"{_redacted(host)}/#/pipelines/details/{pipeline_id}/version/{added.pipeline_version_id}",
     )

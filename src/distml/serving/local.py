@@ -9,8 +9,10 @@ cluster's Triton predictor (distml.serving.isvc); V2 responses name the ONNX out
 Triton does.
 
 Prediction runs on ONNX Runtime when the folder has ``model.onnx`` (starts in about a second,
-no TensorFlow import in the server, fastest for small batches on CPU), else on the TF SavedModel's
-``serving_default`` signature (``model/1``), so folders written without ONNX serve too.
+no TensorFlow import in the server, fastest for small batches on CPU), else on the tf-keras model
+rebuilt from our own architecture with model.keras's weights (``load_model_folder``), so folders
+written without ONNX serve too. The SavedModel (``model/1``, for TF Serving in the cluster) is not
+loaded here: its graph is the artifact writer's, and graph ops can read and write files.
 
 ``LocalServer`` runs the server in a child process on a free loopback port and stops it;
 ``serve_and_check`` is the one-call check the demo and the deploy component use.
@@ -19,6 +21,7 @@ no TensorFlow import in the server, fastest for small batches on CPU), else on t
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import socket
@@ -34,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from distml.errors import DistmlError
-from distml.training.model_folder import ONNX_FILE, read_model_info, saved_model_path, triton_model_name
+from distml.training.model_folder import KERAS_FILE, ONNX_FILE, read_model_info, triton_model_name
 
 #: Largest batch one request may carry (bounds the server's memory per request).
 MAX_INSTANCES = 4096
@@ -53,7 +56,7 @@ def _import_kserve() -> Any:
 
 
 class Predictor:
-    """Batch prediction on a Model folder: ONNX Runtime if model.onnx is there, else the SavedModel."""
+    """Batch prediction on a Model folder: ONNX Runtime if model.onnx is there, else the rebuilt tf-keras model."""
 
     def __init__(self, model_dir: str | os.PathLike[str]) -> None:
         folder = Path(model_dir)
@@ -66,21 +69,19 @@ class Predictor:
             self._session = onnxruntime.InferenceSession(str(folder / ONNX_FILE), providers=["CPUExecutionProvider"])
             self._input_name = self._session.get_inputs()[0].name
             self.output_name = self._session.get_outputs()[0].name
-        elif (saved_model_path(folder) / "saved_model.pb").exists():
-            os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-            import tensorflow as tf
+        elif (folder / KERAS_FILE).exists():
+            from distml.training.model_folder import load_model_folder
 
             self.backend = "tensorflow"
-            self._signature = tf.saved_model.load(str(saved_model_path(folder))).signatures["serving_default"]
-            self._input_name = next(iter(self._signature.structured_input_signature[1]))
+            self._model, _ = load_model_folder(folder)
             self.output_name = "output"
         else:
-            raise DistmlError(
-                f"neither {ONNX_FILE} nor model/1/saved_model.pb", where=str(folder), hint="Export the model."
-            )
+            raise DistmlError(f"neither {ONNX_FILE} nor {KERAS_FILE}", where=str(folder), hint="Export the model.")
 
     def check(self, batch: Any) -> np.ndarray:
         """``batch`` as float32 of shape (N, *input_shape), or ValueError saying what is wrong."""
+        if isinstance(batch, list) and len(batch) > MAX_INSTANCES:  # before converting what will be refused
+            raise ValueError(f"give 1 to {MAX_INSTANCES} instances, not {len(batch)}")
         try:
             array = np.asarray(batch, dtype=np.float32)
         except (ValueError, TypeError) as err:
@@ -98,8 +99,7 @@ class Predictor:
         """Model outputs for a checked float32 batch."""
         if self.backend == "onnxruntime":
             return self._session.run(None, {self._input_name: batch})[0]
-        outputs = self._signature(**{self._input_name: batch})
-        return next(iter(outputs.values())).numpy()
+        return self._model(batch, training=False).numpy()
 
 
 def serving_names(model_dir: str | os.PathLike[str], name: str) -> list[str]:
@@ -132,7 +132,13 @@ def make_kserve_model(model_dir: str | os.PathLike[str], name: str, predictor: P
             self.ready = True
             return self.ready
 
-        def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
+        async def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
+            """Off the event loop: KServe awaits a coroutine ``predict`` but runs a plain one on the
+            loop itself (kserve v0.21.0 python/kserve/kserve/model.py:252), where a large batch would
+            hold up every health and readiness check."""
+            return await asyncio.to_thread(self._predict, payload)
+
+        def _predict(self, payload: Any) -> Any:
             assert self.predictor is not None
             if isinstance(payload, InferRequest):
                 if not payload.inputs:
@@ -158,13 +164,106 @@ def make_kserve_model(model_dir: str | os.PathLike[str], name: str, predictor: P
     return model
 
 
-def run_server(models: list[Any], port: int) -> None:
-    """Serve loaded models (make_kserve_models) in this process until SIGINT/SIGTERM.
+#: Where ``distml serve`` listens unless told otherwise: this machine only.
+DEFAULT_HOST = "127.0.0.1"
+#: Largest request body the server reads, unless told otherwise. Two 200 MB JSON bodies once took
+#: the server from 0.2 to 5 GB and held a health check for 47 s. KServe decodes the JSON on the event
+#: loop (kserve v0.21.0 python/kserve/kserve/protocol/rest/v1_endpoints.py:79-81, dataplane.py:359),
+#: so the limit also bounds how long a health check can wait: about 1 s at 8 MiB on a shared 2-core
+#: machine (benchmarks/serve_oversized.py). 8 MiB holds 4096 8x8 instances or ~60 of 64x64x3.
+DEFAULT_MAX_REQUEST_BYTES = 8 * 1024 * 1024
+#: Seconds the server waits for requests in flight when stopped (KServe's default is 30).
+GRACE_PERIOD_S = 5
 
-    HTTP only (no gRPC port); KServe's REST server binds all interfaces.
+
+class BodySizeLimit:
+    """ASGI wrapper: refuse a request whose body is over ``max_bytes`` with 413, before the app reads it.
+
+    A declared ``Content-Length`` over the limit is refused without reading a byte; a chunked body
+    is read up to the limit, then refused. A body within the limit is handed to the app whole.
+    It wraps KServe's whole FastAPI app, outside its error middleware, so the 413 is ours.
+    """
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            await self._refuse(send, declared.decode("latin-1"))
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.max_bytes:
+                await self._refuse(send, f"more than {self.max_bytes}")
+                return
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, send: Any, size: str) -> None:
+        message = (
+            f"request body of {size} bytes is over this server's limit of {self.max_bytes} bytes "
+            f"(distml serve --max-request-mb)"
+        )
+        body = json.dumps({"error": message}).encode("utf-8")
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                   (b"connection", b"close")]  # fmt: skip
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def run_server(
+    models: list[Any], port: int, *, host: str = DEFAULT_HOST, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+) -> None:
+    """Serve loaded models (make_kserve_models) on ``host:port`` in this process until SIGINT/SIGTERM.
+
+    HTTP only (no gRPC port). KServe 0.21's ``ModelServer.start`` builds a ``RESTServer`` whose
+    uvicorn config hard-codes ``host="0.0.0.0"`` (kserve/kserve v0.21.0
+    python/kserve/kserve/protocol/rest/server.py:127) and offers no body limit, so the REST server
+    is built here the way ``ModelServer.start`` builds it (kserve/model_server.py:385), then its
+    uvicorn config gets our host and our app wrapped in ``BodySizeLimit``. uvicorn's own
+    ``Server.serve`` handles SIGINT and SIGTERM (uvicorn 0.55 server.py:88, ``capture_signals``).
     """
     kserve = _import_kserve()
-    kserve.ModelServer(http_port=port, enable_grpc=False, workers=1, enable_latency_logging=False).start(models)
+    from kserve.model_server import FASTAPI_APP_IMPORT_STRING, app
+    from kserve.protocol.rest.server import RESTServer
+
+    server = kserve.ModelServer(
+        http_port=port, enable_grpc=False, workers=1, enable_latency_logging=False, grace_period=GRACE_PERIOD_S
+    )
+    for model in models:
+        server.register_model(model)
+    rest = RESTServer(
+        FASTAPI_APP_IMPORT_STRING,
+        server.dataplane,
+        server.model_repository_extension,
+        port,
+        workers=1,
+        grace_period=GRACE_PERIOD_S,
+    )
+    rest.config.host = host
+    rest.config.app = BodySizeLimit(app, max_request_bytes)
+    asyncio.run(rest.start())
 
 
 def free_port() -> int:
@@ -177,18 +276,29 @@ def free_port() -> int:
 class LocalServer:
     """The model server in a child process; a context manager that always stops it."""
 
-    def __init__(self, model_dir: str | os.PathLike[str], name: str, port: int | None = None) -> None:
+    def __init__(
+        self,
+        model_dir: str | os.PathLike[str],
+        name: str,
+        port: int | None = None,
+        *,
+        host: str = DEFAULT_HOST,
+        max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+    ) -> None:
         read_model_info(model_dir)  # fail here, not in the child, for a folder that is no model
         self.model_dir = Path(model_dir)
         self.name = name
+        self.host = host
+        self.max_request_bytes = max_request_bytes
         self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{_client_address(host)}:{self.port}"
         self._process: subprocess.Popen[bytes] | None = None
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 - the child's output, closed in __exit__
 
     def start(self, timeout_s: float = 90.0) -> LocalServer:
         """Start the child and wait until ``GET /v1/models/NAME`` says ready."""
         command = [sys.executable, "-m", "distml.serving.local", str(self.model_dir), self.name, str(self.port)]
+        command += ["--host", self.host, "--max-request-bytes", str(self.max_request_bytes)]
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
         self._process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, env=env)
         try:
@@ -242,6 +352,12 @@ class LocalServer:
     def __exit__(self, *_exc: object) -> None:
         self.stop()
         self._log.close()
+
+
+def _client_address(host: str) -> str:
+    """Where a client on this machine reaches a server listening on ``host`` (wildcards: loopback)."""
+    reachable = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
+    return f"[{reachable}]" if ":" in reachable else reachable
 
 
 def http_json(method: str, url: str, body: Any = None, *, timeout: float = 30.0) -> tuple[int, dict[str, Any]]:
@@ -311,8 +427,11 @@ def _main(argv: list[str] | None = None) -> None:
     parser.add_argument("model_dir")
     parser.add_argument("name")
     parser.add_argument("port", type=int)
+    parser.add_argument("--host", default=DEFAULT_HOST)
+    parser.add_argument("--max-request-bytes", type=int, default=DEFAULT_MAX_REQUEST_BYTES)
     args = parser.parse_args(argv)
-    run_server(make_kserve_models(args.model_dir, args.name), args.port)
+    models = make_kserve_models(args.model_dir, args.name)
+    run_server(models, args.port, host=args.host, max_request_bytes=args.max_request_bytes)
 
 
 if __name__ == "__main__":

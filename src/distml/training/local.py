@@ -24,7 +24,7 @@ from contextlib import ExitStack, suppress
 from pathlib import Path
 
 from distml.errors import DistmlError
-from distml.training.cancel import sigterm_cancels
+from distml.training.cancel import CANCEL_ENV, sigterm_cancels
 
 #: Module every worker process runs, in both launchers.
 WORKER_MODULE = "distml.training.worker"
@@ -82,6 +82,7 @@ def run_local(
                 name = f"worker-{index}"
                 env = {**os.environ, "PYTHONUNBUFFERED": "1"}
                 env.pop("TF_CONFIG", None)
+                env.pop(CANCEL_ENV, None)  # a worker ends on SIGTERM at once; this launcher stops it
                 if ports:
                     env["TF_CONFIG"] = tf_config(ports, index)
                 process = subprocess.Popen(

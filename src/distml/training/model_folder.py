@@ -12,6 +12,12 @@ Layout (the KFP Model artifact is this folder)::
     metrics.json        training metrics (workers, global_batch_size, epochs, test_*)
     model.json          {"architecture", "task", "input_shape", "classes", "framework"}
 
+Model folders come from artifact stores that others write to, so reading one never runs code
+stored in it: ``load_model_folder`` rebuilds the architecture that model.json names from our
+own definitions (``distml.training.models``) and reads only the weights out of model.keras
+(a Keras v3 zip). A legacy HDF5 model.keras is refused: tf-keras deserializes its layers,
+and a ``Lambda`` layer's marshalled bytecode runs while the model is built.
+
 The folder is built under a temporary name beside its destination and renamed into place,
 so a failed export never leaves a folder that looks complete.
 """
@@ -19,8 +25,10 @@ so a failed export never leaves a folder that looks complete.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -140,26 +148,88 @@ def _config_block(kind: str, tensors: list[dict[str, Any]]) -> list[str]:
     return [f"{kind} [", ",\n".join(entries), "]"]
 
 
+#: Largest side and channel count model.json may declare: bounds what a forged file makes us allocate.
+MAX_INPUT_SIDE = 8192
+MAX_CLASSES = 100_000
+
+
 def read_model_info(folder: str | os.PathLike[str]) -> dict[str, Any]:
-    """A Model folder's model.json, or an error naming the folder (no TensorFlow needed)."""
+    """A Model folder's model.json, checked field by field, or an error naming the folder and field."""
     path = Path(folder)
+    file = path / MODEL_INFO_FILE
+    hint = "Use the output folder of training, selection or averaging (`distml train`, `select`, `average`)."
     try:
-        return json.loads((path / MODEL_INFO_FILE).read_text(encoding="utf-8"))
+        info = json.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise DistmlError(
-            f"not a model folder (no {MODEL_INFO_FILE})",
-            where=str(path),
-            hint="Use the output folder of training, selection or averaging (`distml train`, `select`, `average`).",
-        ) from None
+        raise DistmlError(f"not a model folder (no {MODEL_INFO_FILE})", where=str(path), hint=hint) from None
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise DistmlError(f"cannot read {MODEL_INFO_FILE}: {err}", where=str(file), hint=hint) from None
+    _check_model_info(info, str(file))
+    return info
+
+
+def _check_model_info(info: Any, where: str) -> None:
+    """model.json names one of our architectures with a task, input shape and classes it can build."""
+    from distml.training.models import ARCHITECTURES, task_of
+
+    def refuse(field: str, what: str) -> DistmlError:
+        return DistmlError(what, where=f"{where}: {field}", hint="Re-export the model with distml.")
+
+    if not isinstance(info, dict):
+        raise refuse("(top level)", f"must be a JSON object, not {type(info).__name__}")
+    architecture = info.get("architecture")
+    if architecture not in ARCHITECTURES:
+        raise refuse("architecture", f"{architecture!r} is not one of {', '.join(ARCHITECTURES)}")
+    if info.get("task") != task_of(architecture):
+        raise refuse("task", f"{info.get('task')!r}; {architecture} is a {task_of(architecture)} model")
+    shape = info.get("input_shape")
+    if (
+        not isinstance(shape, list)
+        or len(shape) != 3
+        or not all(type(n) is int and 1 <= n <= MAX_INPUT_SIDE for n in shape)
+        or math.prod(shape) > MAX_INPUT_SIDE * MAX_INPUT_SIDE
+    ):
+        raise refuse("input_shape", f"{shape!r} is not [height, width, channels] of 1 to {MAX_INPUT_SIDE} each")
+    classes = info.get("classes")
+    fewest = 1 if info["task"] == "classification" else 0  # a segmenter's one mask channel has no class list
+    if not isinstance(classes, list) or not fewest <= len(classes) <= MAX_CLASSES:
+        raise refuse("classes", f"must be a list of {fewest} to {MAX_CLASSES} class names")
+    if not all(isinstance(name, str) for name in classes):
+        raise refuse("classes", "must hold strings only")
 
 
 def load_model_folder(folder: str | os.PathLike[str]) -> tuple[Any, dict[str, Any]]:
-    """The tf-keras model of a Model folder (from model.keras) and its model.json."""
+    """The tf-keras model of a Model folder and its model.json, built without running stored code.
+
+    The architecture is rebuilt from ``distml.training.models`` by the name in model.json and
+    only the weights are read from model.keras (tf_keras ``Model.load_weights`` on a ``.keras``
+    zip reads ``model.weights.h5`` out of it and never looks at ``config.json``:
+    tf_keras 2.21.0 ``src/saving/saving_api.py`` ``load_weights`` and
+    ``src/saving/saving_lib.py`` ``load_weights_only``).
+    """
     path = Path(folder)
     info = read_model_info(path)
-    import tf_keras
+    keras_file = path / KERAS_FILE
+    if not keras_file.is_file():
+        raise DistmlError(f"no {KERAS_FILE}", where=str(path), hint="Use a Model folder written by distml.")
+    if not zipfile.is_zipfile(keras_file):
+        raise DistmlError(
+            "is not a Keras v3 archive (a legacy HDF5 file or something else); refused, since loading "
+            "such a file can run code stored in it",
+            where=str(keras_file),
+            hint="Re-export the model with distml (model.keras in the Keras v3 zip format).",
+        )
+    from distml.training.models import build_model
 
-    model = tf_keras.models.load_model(str(path / KERAS_FILE), compile=False)
+    model = build_model(info["architecture"], tuple(info["input_shape"]), len(info["classes"]))
+    try:
+        model.load_weights(str(keras_file))
+    except (ValueError, KeyError, OSError, zipfile.BadZipFile) as err:
+        raise DistmlError(
+            f"weights do not fit the {info['architecture']} model that model.json describes: {err}",
+            where=str(keras_file),
+            hint="Use a Model folder written by distml, with its own model.json.",
+        ) from None
     return model, info
 
 
