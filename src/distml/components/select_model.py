@@ -17,10 +17,20 @@ def select_model(
     metric: str = "test_accuracy",
     lowest: bool = False,
 ) -> str:
-    """Copy the model with the highest (lowest=True: lowest) ``metric`` of metrics.json to ``best``.
+    """Keep the best of several Model folders by a metric of their metrics.json.
 
-    models: dsl.Collected of the training tasks' Model artifacts. Ties go to the model that
-    comes first in that list (ParallelFor order). Returns the chosen model's name.
+    Args:
+        models: The training tasks' Model folders (dsl.Collected). Ties go to the model that
+            comes first in this list (ParallelFor order).
+        metric: The key of metrics.json to compare, e.g. test_accuracy, test_miou, test_loss.
+        lowest: Keep the lowest value (a loss) instead of the highest.
+
+    Returns:
+        best: A copy of the chosen Model folder.
+        comparison: The ranking as a Markdown table.
+        report: The ranking as an HTML table.
+        metrics: Each candidate's value of ``metric``, for KFP's UI.
+        Output: The chosen model's name.
     """
     import math
     from pathlib import Path
