@@ -27,15 +27,8 @@ def split_dataset(
         parts: The part files (part-000-<name>.yml, ...) and parts.json.
         Output: The part file names, in order: feed them to dsl.ParallelFor.
     """
-    from pathlib import Path
+    from distml.data.sources import split_data_folder
 
-    from distml.data.dtd import read_dataset
-    from distml.data.sources import read_info
-    from distml.data.split import split_dataset as split
-    from distml.data.split import write_parts
-
-    info = read_info(dataset.path)
-    source = read_dataset(Path(dataset.path) / info.file)
-    infos = write_parts(source, split(source, num_parts), parts.path)
-    parts.metadata.update({"parts": num_parts, "images": len(source.images)})
+    infos = split_data_folder(dataset.path, num_parts, parts.path)
+    parts.metadata.update({"parts": num_parts, "images": sum(part.images for part in infos)})
     return [part.file for part in infos]
