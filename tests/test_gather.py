@@ -6,6 +6,7 @@ need no model; test_inference_backends.py gathers real shards.
 
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -87,9 +88,13 @@ def test_segmentation_metrics_accumulate_every_batch():
     assert metrics.summary()["miou"] == pytest.approx((3 + 1e-6 / (16 + 1e-6)) / 4, abs=1e-12)
 
 
-def write_shard(folder: Path, *, images: int, iou_sum: float, task: str = "segmentation", saved: int = 0) -> Path:
+def write_shard(
+    folder: Path, *, images: int, iou_sum: float, task: str = "segmentation", saved: int = 0, part: str | None = None
+) -> Path:
     folder.mkdir(parents=True)
     metrics = {"task": task, "backend": "onnxruntime", "images": images, "seconds": 0.5}
+    if part:
+        metrics["dataset"] = f"/runs/split-dataset/parts/{part}"
     if task == "segmentation":
         metrics |= {"iou_sum": iou_sum, "miou": iou_sum / images}
     else:
@@ -115,6 +120,16 @@ def test_gather_writes_metrics_and_a_report_with_samples_from_every_shard(tmp_pa
     report = (tmp_path / "out" / "report.html").read_text()
     assert report.count("<img") == 16
     assert report.count("batch_0_0_image.png") == 2  # round-robin: both shards show
+
+
+def test_the_report_names_each_shard_by_its_part_file_as_kfp_calls_every_folder_shard(tmp_path):
+    first = write_shard(tmp_path / "iteration-0" / "shard", images=2, iou_sum=1.0, part="part-000-lesions.yml")
+    second = write_shard(tmp_path / "iteration-1" / "shard", images=2, iou_sum=1.0, part="part-001-lesions.yml")
+    unnamed = write_shard(tmp_path / "by-hand", images=2, iou_sum=1.0)  # metrics.json without its part
+    gather_shards([first, second, unnamed], tmp_path / "out")
+    report = (tmp_path / "out" / "report.html").read_text()
+    rows = re.findall(r"<tr><td(?: title='[^']*')?>([^<]*)</td>", report)
+    assert rows == ["part-000-lesions.yml", "part-001-lesions.yml", "by-hand"]
 
 
 def test_gather_refuses_a_shard_folder_without_metrics_naming_it(tmp_path):

@@ -15,7 +15,8 @@ from distml.data.dtd import read_dataset
 from distml.data.split import split_dataset, write_parts
 from distml.data.synth import synth_digits, synth_lesions
 from distml.errors import DistmlError
-from distml.inference.backends import backend_classes, load_image, select_images
+from distml.inference.backend_api import load_image, select_images
+from distml.inference.backends import backend_classes
 from distml.inference.convert import keras_to_onnx
 from distml.inference.gather import gather_shards
 from distml.inference.metrics import binary_iou

@@ -17,7 +17,7 @@ from werkzeug import Response
 
 from distml.errors import DistmlError
 from distml.training.kubernetes import TrainingFailed
-from distml.training.launch import ClusterOptions, job_name_for, train_kubernetes
+from distml.training.launch import ClusterOptions, job_name_for, pod_template, train_kubernetes
 from distml.training.spec import PvcMount
 from distml.training.worker import WorkerConfig
 
@@ -38,7 +38,12 @@ def setup(httpserver, tmp_path):
     (data / "metadata.json").write_text("{}")
     config = WorkerConfig("mlp", data, tmp_path / "outputs" / "model")
     options = ClusterOptions(
-        image="img", namespace=NS, pvc=PvcMount("work", str(mount)), poll_interval=0.01, run_key="run-1", timeout=30
+        pod_template("img"),
+        namespace=NS,
+        pvc=PvcMount("work", str(mount)),
+        poll_interval=0.01,
+        run_key="run-1",
+        timeout=30,
     )
     name = job_name_for(config, options)
     api = k8s.ApiClient(k8s.Configuration(host=httpserver.url_for("/").rstrip("/")))

@@ -8,12 +8,11 @@ from typing import Any
 import click
 
 from distml.cli.options import allow_root_option
-
-BACKENDS = ("onnxruntime", "ecvl")
+from distml.inference.backends import BACKEND_NAMES
 
 
 @click.command("infer")
-@click.option("--backend", type=click.Choice(BACKENDS), default="onnxruntime", show_default=True)
+@click.option("--backend", type=click.Choice(BACKEND_NAMES), default="onnxruntime", show_default=True)
 @click.option("--model", required=True, help="An .onnx file, a model folder (its model.onnx) or an EDDL .bin (ecvl).")
 @click.option(
     "--dataset", "part_file", type=click.Path(dir_okay=False, path_type=Path), required=True, help="A DTD part file."

@@ -103,11 +103,13 @@ def train(
         from distml.components.image import COMPONENT_IMAGE
 
         options = launch.ClusterOptions(
-            image=image or COMPONENT_IMAGE,
+            launch.pod_template(
+                image or COMPONENT_IMAGE,
+                gpus_per_worker=gpus_per_worker,
+                node_selector=parse_node_selector(node_selector),
+                tolerations=[parse_toleration(item) for item in toleration],
+            ),
             namespace=namespace,
-            gpus_per_worker=gpus_per_worker,
-            node_selector=parse_node_selector(node_selector),
-            tolerations=[parse_toleration(item) for item in toleration],
             pvc=PvcMount.parse(pvc) if pvc else None,
             timeout=timeout,
         )

@@ -14,9 +14,17 @@ def average_models(
     averaged: dsl.Output[dsl.Model],
     metrics: dsl.Output[dsl.Metrics],
 ):
-    """Average the weights of same-architecture ``models`` and evaluate it on the test arrays of ``data`` (npz).
+    """Average the weights of same-architecture models and evaluate the average.
 
     Refuses models whose architectures differ, naming the first layer that does not match.
+
+    Args:
+        models: The training tasks' Model folders (dsl.Collected), at least two.
+        data: An npz data folder of load_data whose test arrays evaluate the average.
+
+    Returns:
+        averaged: The Model folder of the average (with model.onnx when the sources have one).
+        metrics: The average's test metrics, for KFP's UI.
     """
     import json
     import logging

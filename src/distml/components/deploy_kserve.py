@@ -26,18 +26,36 @@ def deploy_kserve(
     namespace: str = "",
     timeout_seconds: int = 600,
 ) -> NamedTuple("Outputs", [("url", str), ("status", str)]):
-    """Deploy ``model`` as InferenceService ``name``; outputs its prediction URL and status.
+    """Serve a Model folder as a KServe InferenceService, or check it with KServe's local model server.
 
-    target="local" (the local runner's default) serves the model with KServe's Python model
-    server in this task, checks one prediction over HTTP and stops it; target="kserve"
-    creates or patches the InferenceService and waits until it is Ready. Both write the
-    InferenceService YAML to ``manifest``. storage_uri: where the predictor reads the Model
-    folder (pvc://, s3://, gs://); empty: the artifact's own object-store URI, which needs
-    ``service_account`` (a secret with the S3 keys and endpoint: docs/cluster-setup.md).
-    model_format "onnx" serves the folder's Triton repository. runtime_version: the serving
-    runtime's image tag (empty: TF Serving 2.20.0, -gpu with GPUs; KServe's Triton).
-    tolerations: Kubernetes' fields, e.g. [{"key": "nvidia.com/gpu", "operator": "Exists",
-    "effect": "NoSchedule"}]; canary_traffic_percent -1 means no canary.
+    Args:
+        model: The Model folder to serve.
+        name: The InferenceService's name (and the served model's).
+        target: "local" serves the model with KServe's Python model server in this task, checks
+            one prediction over HTTP and stops it; "kserve" creates or patches the
+            InferenceService and waits until it is Ready.
+        storage_uri: Where the predictor reads the Model folder (pvc://, s3://, gs://); empty:
+            the artifact's own object-store URI, which needs service_account.
+        model_format: "tensorflow" (TF Serving reads the SavedModel) or "onnx" (Triton reads
+            the folder's Triton repository).
+        runtime_version: The serving runtime's image tag; empty: TF Serving 2.20.0 (-gpu with
+            GPUs), or KServe's default Triton.
+        gpus: GPUs of the predictor.
+        node_selector: Node labels the predictor's pods must match, e.g. {"pool": "gpu"}.
+        tolerations: Tolerations of the predictor's pods in Kubernetes' fields, e.g.
+            [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}].
+        min_replicas: Fewest predictor replicas.
+        max_replicas: Most predictor replicas.
+        canary_traffic_percent: Share of traffic for the new revision; -1: no canary.
+        service_account: The predictor's service account, whose secret holds the S3 keys and
+            endpoint for s3:// and artifact URIs (docs/cluster-setup.md).
+        namespace: Where the InferenceService runs; empty: the namespace this task runs in.
+        timeout_seconds: How long to wait for the InferenceService (or local server) to be Ready.
+
+    Returns:
+        manifest: The InferenceService YAML (applied with target="kserve"; written with either target).
+        url: The prediction URL.
+        status: "Ready" (a failure to become Ready fails the task).
     """
     import logging
     from collections import namedtuple

@@ -15,10 +15,18 @@ def gather_metrics(
     report: dsl.Output[dsl.HTML],
     report_images: int = 4,
 ) -> float:
-    """Combine infer_shard folders (weighted by images, exact) and return MIoU or accuracy.
+    """Combine the shards of infer_shard into the exact metrics of the whole split.
 
-    Writes the gathered metrics.json into ``summary``, the headline numbers into ``metrics``
-    (KFP UI) and an HTML report with a few image / ground truth / output / overlay rows.
+    Args:
+        shards: The infer_shard folders (dsl.Collected); combined weighted by images, so the
+            result equals inferring the unsplit dataset.
+        report_images: How many image / ground truth / output / overlay rows the report shows.
+
+    Returns:
+        summary: The gathered metrics.json (with each shard's numbers) and report.html.
+        metrics: MIoU or accuracy, images and shards, for KFP's UI.
+        report: The HTML report: the metrics, a row per part and sample images.
+        Output: MIoU (segmentation) or accuracy (classification) of the whole split.
     """
     import shutil
     from pathlib import Path

@@ -20,15 +20,27 @@ def infer_shard(
     gpus: str = "0",
     accelerator: str = "",
 ) -> int:
-    """Infer the split of part file ``part`` (a name from split_dataset) with the Model folder.
+    """Infer one split of one part file of split_dataset with a Model folder.
 
-    ``dataset`` is the dataset the parts were cut from: part files refer to its images by
-    relative paths, which hold because KFP places the artifacts of one run side by side.
-    Writes the shard folder (metrics.json, and with save_images the gt/output/overlay PNGs
-    that gather_metrics shows) and returns the number of images inferred.
-    ``gpus`` (a whole number as a string, as KFP's driver needs accelerator counts) and
-    ``accelerator`` are what the pipeline asked for this task's pod: with gpus > 0 a shard
-    that ran on the CPU fails rather than silently wasting the GPU.
+    Args:
+        model: The Model folder (its model.onnx; the ecvl backend runs model-eddl.onnx).
+        parts: split_dataset's parts folder.
+        dataset: The data folder the parts were cut from: part files refer to its images by
+            relative paths, which hold because KFP places the artifacts of one run side by side.
+        part: The part file to infer, a name from split_dataset's list.
+        backend: "onnxruntime" (ONNX Runtime) or "ecvl" (DeepHealth's ECVL/EDDL).
+        split: The split of the part to infer: training, validation or test.
+        batch_size: Images per batch.
+        save_images: Save ground truth / output / overlay PNGs (segmentation) for the report.
+        gpus: GPUs asked for this task's pod, a whole number as a string (KFP's driver reads
+            accelerator counts only as strings); above 0, a shard that ran on the CPU fails
+            rather than silently wasting the GPU.
+        accelerator: The GPU resource asked for this task's pod, e.g. nvidia.com/gpu.
+
+    Returns:
+        shard: The shard folder: metrics.json and, with save_images, the PNGs.
+        metrics: MIoU or accuracy, images and seconds of this shard, for KFP's UI.
+        Output: The number of images inferred.
     """
     from distml.inference.runner import infer_part_step
 

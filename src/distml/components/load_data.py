@@ -17,13 +17,24 @@ def load_data(
     copy_files: bool = True,
     allowed_roots: List[str] = [],  # noqa: B006, UP006 - KFP takes list defaults as the input's default
 ) -> str:
-    """Load SOURCE (dtd:PATH, npz:PATH, sklearn:digits, synthetic:lesions, keras:mnist, ...).
+    """Load a dataset source into a self-contained data folder.
 
-    Writes a self-contained folder (metadata.json plus dataset.yml and images, or data.npz)
-    and returns its format, "dtd" or "npz". copy_files=False keeps a DTD's images on their
-    shared volume. A DTD's locations must name regular files inside its folder or under one of
-    ``allowed_roots`` (e.g. a mounted volume); the roots are recorded in metadata.json so that
-    the split and inference steps allow them too.
+    The folder holds metadata.json plus dataset.yml and its images (DTD), or data.npz.
+
+    Args:
+        source: What to load: dtd:PATH, npz:PATH, sklearn:digits, synthetic:lesions,
+            synthetic:digits, keras:mnist, keras:fashion_mnist or keras:imdb (keras: downloads).
+        images: How many images synthetic:lesions makes (synthetic:digits: at most this many).
+        size: Side in pixels of synthetic:lesions' images.
+        seed: Random seed of the synthetic sources and of sklearn:digits' train/test split.
+        copy_files: Copy a DTD's images into the folder; false keeps them where they are (a shared
+            volume) and records their absolute paths.
+        allowed_roots: Folders (e.g. a mounted volume) where a DTD's images may lie besides its
+            own folder; recorded in metadata.json so the split and inference steps allow them too.
+
+    Returns:
+        dataset: The data folder (metadata.json, then dataset.yml and images, or data.npz).
+        Output: The folder's format, "dtd" or "npz".
     """
     from distml.data.sources import load_data as load
 

@@ -17,23 +17,32 @@ def select_model(
     metric: str = "test_accuracy",
     lowest: bool = False,
 ) -> str:
-    """Copy the model with the highest (lowest=True: lowest) ``metric`` of metrics.json to ``best``.
+    """Keep the best of several Model folders by a metric of their metrics.json.
 
-    models: dsl.Collected of the training tasks' Model artifacts. Ties go to the model that
-    comes first in that list (ParallelFor order). Returns the chosen model's name.
+    Args:
+        models: The training tasks' Model folders (dsl.Collected). Ties go to the model that
+            comes first in this list (ParallelFor order).
+        metric: The key of metrics.json to compare, e.g. test_accuracy, test_miou, test_loss.
+        lowest: Keep the lowest value (a loss) instead of the highest.
+
+    Returns:
+        best: A copy of the chosen Model folder.
+        comparison: The ranking as a Markdown table.
+        report: The ranking as an HTML table.
+        metrics: Each candidate's value of ``metric``, for KFP's UI.
+        Output: The chosen model's name.
     """
-    import math
-    from pathlib import Path
+    from distml.selection.report import select_best_model
 
-    from distml.selection.report import html_report, markdown_table
-    from distml.selection.select import copy_model_folder, select_model
-
-    selection = select_model([model.path for model in models], metric, lowest=lowest)
-    copy_model_folder(selection.chosen.folder, best.path)
-    Path(comparison.path).write_text(markdown_table(selection), encoding="utf-8")
-    Path(report.path).write_text(html_report(selection), encoding="utf-8")
-    for candidate in selection.ranked:
-        if not math.isnan(candidate.value):  # NaN is not JSON: KFP could not store it; the tables show it
-            metrics.log_metric(f"{metric} {candidate.name}", candidate.value)
+    selection = select_best_model(
+        [model.path for model in models],
+        metric,
+        lowest=lowest,
+        best_dir=best.path,
+        comparison_file=comparison.path,
+        report_file=report.path,
+    )
+    for key, value in selection.finite_values().items():  # the tables show the NaNs
+        metrics.log_metric(key, value)
     best.metadata.update({"selected_by": metric, metric: selection.chosen.value, "source": selection.chosen.name})
     return selection.chosen.name

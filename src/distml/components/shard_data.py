@@ -13,10 +13,16 @@ def shard_data(
     shards: dsl.Output[dsl.Dataset],
     num_shards: int = 2,
 ) -> List[str]:  # noqa: UP006
-    """Cut the training rows of ``data`` into num_shards data folders (test rows go whole into each).
+    """Cut the training rows of an npz data folder into one data folder per trainer.
 
-    Returns the shard folder names for dsl.ParallelFor; a trainer takes ``shards`` with one name
-    as its ``data_shard``.
+    Args:
+        data: An npz data folder written by load_data.
+        num_shards: How many shards; the training rows are cut, the test rows go whole into each.
+
+    Returns:
+        shards: One data folder per shard (shard-000-of-002/, ...).
+        Output: The shard folder names for dsl.ParallelFor; a train task takes ``shards`` with
+            one name as its ``data_shard``.
     """
     from distml.data.sources import shard_data_folders
 

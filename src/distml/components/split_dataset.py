@@ -13,21 +13,22 @@ def split_dataset(
     parts: dsl.Output[dsl.Dataset],
     num_parts: int = 2,
 ) -> List[str]:  # noqa: UP006
-    """Split the DTD dataset of a load_data folder into num_parts part files.
+    """Split the DTD dataset of a load_data folder into part files.
 
-    Returns the part file names, in order: feed them to dsl.ParallelFor. Parts refer to the
-    images of the input dataset by relative paths, so a task reading a part also takes the
-    dataset artifact as input (KFP places artifacts of one run side by side).
+    Parts refer to the images of the input dataset by relative paths, so a task reading a part
+    also takes the dataset artifact as input (KFP places the artifacts of one run side by side).
+
+    Args:
+        dataset: A DTD data folder written by load_data.
+        num_parts: How many parts (DeepHealth's rule: equal sizes, the rest on the last; each part
+            keeps the dataset's training/validation/test proportions).
+
+    Returns:
+        parts: The part files (part-000-<name>.yml, ...) and parts.json.
+        Output: The part file names, in order: feed them to dsl.ParallelFor.
     """
-    from pathlib import Path
+    from distml.data.sources import split_data_folder
 
-    from distml.data.dtd import read_dataset
-    from distml.data.sources import read_info
-    from distml.data.split import split_dataset as split
-    from distml.data.split import write_parts
-
-    info = read_info(dataset.path)
-    source = read_dataset(Path(dataset.path) / info.file)
-    infos = write_parts(source, split(source, num_parts), parts.path)
-    parts.metadata.update({"parts": num_parts, "images": len(source.images)})
+    infos = split_data_folder(dataset.path, num_parts, parts.path)
+    parts.metadata.update({"parts": num_parts, "images": sum(part.images for part in infos)})
     return [part.file for part in infos]

@@ -36,13 +36,37 @@ def train(
     timeout_seconds: int = 6 * 3600,
     data_shard: str = "",
 ):
-    """Train model_name on the loaded-data folder ``data`` with ``workers`` workers.
+    """Train a model with MultiWorkerMirroredStrategy workers into a Model folder.
 
-    image: what the TFJob's workers run (launcher="kubernetes"; the pipelines pass the image
-    their tasks run in). tolerations: Kubernetes' fields, e.g. [{"key": "nvidia.com/gpu",
-    "operator": "Exists", "effect": "NoSchedule"}]. ``logs`` receives the worker logs (local)
-    or the failed replicas' logs and events (TFJob). data_shard: a folder name from
-    shard_data, to train on that shard of ``data`` only.
+    Args:
+        data: A data folder written by load_data (or shard_data's folders, with data_shard).
+        model_name: The architecture: mlp, cnn, lenet5 (classification) or unet-small (segmentation).
+        workers: How many workers (processes, or TFJob replicas); each trains on its share of the data.
+        epochs: Training epochs.
+        batch_size: Batch size per worker (the global batch is workers times this).
+        learning_rate: The optimizer's learning rate.
+        image_size: Side in pixels DTD images are resized to; 0 keeps the first image's size.
+        onnx: Also export model.onnx (and the Triton repository and, where EDDL imports it,
+            model-eddl.onnx) beside the SavedModel.
+        launcher: "local" runs the workers as processes of this task; "kubernetes" runs them
+            as a TFJob (Training Operator v1.9).
+        image: The image the TFJob's workers run (launcher="kubernetes"; the pipelines pass
+            the image their tasks run in).
+        gpus_per_worker: GPUs each TFJob worker asks for (launcher="kubernetes").
+        node_selector: Node labels the TFJob's pods must match, e.g. {"pool": "gpu"}.
+        tolerations: Tolerations of the TFJob's pods in Kubernetes' fields, e.g.
+            [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}].
+        namespace: Where the TFJob runs; empty: the namespace this task runs in.
+        pvc: "CLAIM:MOUNT", the ReadWriteMany volume this task and the TFJob's pods share
+            (the data goes there and the model comes back); needed by launcher="kubernetes".
+        timeout_seconds: How long training may take before its workers (or TFJob) are stopped.
+        data_shard: A folder name from shard_data, to train on that shard of ``data`` only.
+
+    Returns:
+        model: The Model folder: SavedModel (model/1/), model.keras, ONNX exports,
+            metrics.json and model.json.
+        metrics: The headline test metrics and the worker count, for KFP's UI.
+        logs: The workers' logs (local), or the failed replicas' logs and events (TFJob).
     """
     from distml.training.launch import HEADLINE_METRICS, train_step
 

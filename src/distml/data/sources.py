@@ -24,7 +24,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from distml.data.dtd import Dataset, Image, read_dataset, write_dataset
-from distml.data.split import part_sizes
+from distml.data.split import PartInfo, part_sizes, split_dataset, write_parts
 from distml.data.synth import DATASET_FILE, synth_digits, synth_lesions
 from distml.data.trust import METADATA_FILE, check_locations, entry_inside, read_json
 from distml.errors import DatasetError
@@ -334,6 +334,23 @@ def shard_arrays(folder: str | os.PathLike[str], shards: int, out_dir: str | os.
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return paths
+
+
+def split_data_folder(folder: str | os.PathLike[str], parts: int, out_dir: str | os.PathLike[str]) -> list[PartInfo]:
+    """Split the DTD dataset of a loaded-data folder into ``parts`` part files in ``out_dir`` (the split_dataset step).
+
+    The parts allow the image roots the folder recorded (metadata.json ``roots``), as its
+    dataset does; an npz folder is refused, since arrays are cut by shard_data_folders instead.
+    """
+    info = read_info(folder)
+    if info.format != "dtd":
+        raise DatasetError(
+            f"holds a {info.format} dataset, not a DTD one: only a DTD dataset is split into part files",
+            where=str(folder),
+            hint="Load a dtd: or synthetic: source; cut arrays for training with shard_data.",
+        )
+    dataset = read_dataset(Path(folder) / info.file)
+    return write_parts(dataset, split_dataset(dataset, parts), out_dir)
 
 
 def shard_data_folders(folder: str | os.PathLike[str], shards: int, out_dir: str | os.PathLike[str]) -> list[str]:

@@ -1,323 +1,46 @@
-"""One inference interface, several backends: each turns (model, part file, split) into batches.
+"""The inference backends by name: ``onnxruntime`` and ``ecvl``, one module each.
 
-A backend reads the images of one split of a DTD part file, resizes them to the model's
-input size, scales them to [0, 1], runs the model and yields ``Batch`` objects holding the
-inputs as fed (NHWC), the ground truth and the model's outputs in one layout for every
-backend: segmentation (N, H, W) probabilities, classification (N, K) scores. Metrics,
-saved images and reports are computed from batches, so they are the same whichever
-backend ran. The model's input layout, NCHW (EDDL) or NHWC (TensorFlow), is read from the
-model and the backend feeds it accordingly.
-
-Backends: ``onnxruntime`` (here) and ``ecvl`` (distml.inference.ecvl_backend, pyecvl and
-pyeddl, in the docker/ecvl image).
+BACKEND_MODULES maps a name to the module that defines it (its ``BACKEND`` class, a subclass of
+distml.inference.backend_api.Backend); a module is imported only when its backend is asked for,
+so listing the names (the CLI's ``--backend`` choices) loads neither ONNX Runtime nor pyecvl.
+The map follows TorchX's ``DEFAULT_SCHEDULER_MODULES`` (pytorch/torchx torchx/schedulers/__init__.py,
+name → module path, imported on demand).
 """
 
 from __future__ import annotations
 
+import importlib
 import os
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-from PIL import Image as PILImage
-from PIL import UnidentifiedImageError
-
-from distml.data.dtd import Dataset, read_dataset
 from distml.errors import DistmlError
-from distml.inference.metrics import CLASSIFICATION, SEGMENTATION
 
-ONNX_FILE = "model.onnx"
-NCHW = "NCHW"
-NHWC = "NHWC"
+if TYPE_CHECKING:
+    from distml.inference.backend_api import Backend
 
-
-@dataclass(frozen=True)
-class ModelInput:
-    """What the model takes: name, layout and one image's height, width and channels."""
-
-    name: str
-    layout: str
-    height: int
-    width: int
-    channels: int
+BACKEND_MODULES: dict[str, str] = {
+    "onnxruntime": "distml.inference.onnxruntime_backend",
+    "ecvl": "distml.inference.ecvl_backend",
+}
+BACKEND_NAMES: tuple[str, ...] = tuple(BACKEND_MODULES)
 
 
-@dataclass
-class Batch:
-    """One batch, in every backend's common layout."""
-
-    index: int
-    locations: list[str]
-    images: np.ndarray  # (N, H, W, C) float32 in [0, 1], as fed to the model
-    truths: np.ndarray  # segmentation: (N, h, w) float32 in [0, 1]; classification: (N,) int64
-    outputs: np.ndarray  # segmentation: (N, h, w) probabilities; classification: (N, K) scores
-
-
-@dataclass(frozen=True)
-class Selection:
-    """The images of one split of a part file, and the task they imply."""
-
-    dataset: Dataset
-    path: Path
-    split: str | None
-    indices: list[int]
-
-    @property
-    def task(self) -> str:
-        return SEGMENTATION if self.dataset.is_segmentation else CLASSIFICATION
-
-
-def select_images(part_file: str | os.PathLike[str], split: str | None) -> Selection:
-    """Read a part file and pick a split (None: every image).
-
-    The split may be empty: a part of a small dataset can hold no test image, and its shard
-    then counts zero images rather than failing the run.
-    """
-    path = Path(part_file)
-    dataset = read_dataset(path)
-    return Selection(dataset, path, split, dataset.indices(split))
-
-
-def resolve_model(model: str | os.PathLike[str], suffixes: tuple[str, ...] = (".onnx",)) -> Path:
-    """The model file: MODEL itself, or ``MODEL/model.onnx`` for a Model folder."""
-    path = Path(model)
-    if path.is_dir():
-        candidate = path / ONNX_FILE
-        if not candidate.is_file():
-            raise DistmlError(
-                f"model folder has no {ONNX_FILE}",
-                where=str(path),
-                hint="Train with ONNX export, or convert with distml.inference.convert.saved_model_to_onnx.",
-            )
-        return candidate
-    if not path.is_file():
-        raise DistmlError("model file not found", where=str(path), hint="Give an .onnx file or a model folder.")
-    if path.suffix not in suffixes:
-        raise DistmlError(f"not a model file of this backend ({', '.join(suffixes)})", where=str(path))
-    return path
-
-
-def model_input_from_shape(name: str, shape: list, *, where: str) -> ModelInput:
-    """Layout and size from a 4-D input shape (batch dimension free or fixed).
-
-    Channels-last when the last axis has 1 or 3 entries, otherwise channels-first when the
-    second has; sizes must be fixed numbers, since images are resized to them.
-    """
-    if len(shape) != 4:
-        raise DistmlError(
-            f"model input {name!r} has shape {shape}; an image model takes 4-D (N, H, W, C) or (N, C, H, W)",
-            where=where,
-        )
-    dims = [d if isinstance(d, int) and d > 0 else None for d in shape[1:]]
-    if dims[2] in (1, 3):
-        layout, (height, width, channels) = NHWC, dims
-    elif dims[0] in (1, 3):
-        layout, (channels, height, width) = NCHW, dims
-    else:
-        raise DistmlError(
-            f"model input {name!r} {shape} has no 1- or 3-channel axis",
-            where=where,
-            hint="Images are grayscale (1 channel) or RGB (3).",
-        )
-    if height is None or width is None:
-        raise DistmlError(
-            f"model input {name!r} {shape} has no fixed height and width",
-            where=where,
-            hint="Export the model with a fixed input size: images are resized to it.",
-        )
-    return ModelInput(name, layout, height, width, channels)
-
-
-def to_layout(images: np.ndarray, layout: str) -> np.ndarray:
-    """NHWC images in the model's layout, contiguous."""
-    return np.ascontiguousarray(images.transpose(0, 3, 1, 2) if layout == NCHW else images)
-
-
-def load_image(path: Path, *, channels: int, height: int, width: int, where: str) -> np.ndarray:
-    """One image as (H, W, C) float32 in [0, 1], resized (bilinear) to the model's size."""
-    picture = _open(path, where)
-    picture = picture.convert("L" if channels == 1 else "RGB")
-    if picture.size != (width, height):
-        picture = picture.resize((width, height), PILImage.BILINEAR)
-    pixels = np.asarray(picture, dtype=np.float32) / 255.0
-    return pixels.reshape(height, width, channels)
-
-
-def load_mask(path: Path, *, height: int, width: int, where: str) -> np.ndarray:
-    """A ground-truth mask as (H, W) float32 in [0, 1], resized (nearest) to the output size."""
-    picture = _open(path, where).convert("L")
-    if picture.size != (width, height):
-        picture = picture.resize((width, height), PILImage.NEAREST)
-    return np.asarray(picture, dtype=np.float32) / 255.0
-
-
-def _open(path: Path, where: str) -> PILImage.Image:
-    try:
-        picture = PILImage.open(path)
-        picture.load()
-    except FileNotFoundError:
-        raise DistmlError(
-            f"image file not found: {path}", where=where, hint="Fix the path or restore the file."
-        ) from None
-    except (UnidentifiedImageError, OSError) as err:
-        raise DistmlError(f"cannot read image {path} ({err.__class__.__name__})", where=where) from None
-    return picture
-
-
-def segmentation_output(outputs: np.ndarray, *, where: str) -> np.ndarray:
-    """(N, H, W) masks from a one-channel output in NCHW, NHWC or (N, H, W)."""
-    if outputs.ndim == 3:
-        return outputs
-    if outputs.ndim == 4 and outputs.shape[1] == 1:
-        return outputs[:, 0]
-    if outputs.ndim == 4 and outputs.shape[3] == 1:
-        return outputs[..., 0]
-    raise DistmlError(
-        f"model output shape {list(outputs.shape)} is not a one-channel mask",
-        where=where,
-        hint="A segmentation model ends in one sigmoid channel; is this a classification model?",
-    )
-
-
-def classification_output(outputs: np.ndarray, classes: int, *, where: str) -> np.ndarray:
-    """(N, K) scores, checked against the dataset's number of classes."""
-    scores = outputs.reshape(len(outputs), -1) if outputs.ndim > 2 else outputs
-    if scores.ndim != 2 or scores.shape[1] != classes:
-        raise DistmlError(
-            f"model output shape {list(outputs.shape)} does not fit a dataset of {classes} classes",
-            where=where,
-            hint="Use a model trained on this dataset's classes.",
-        )
-    return scores
-
-
-class Backend:
-    """Base of the backends: run a model over one split of a part file, batch by batch."""
-
-    name = ""
-
-    @staticmethod
-    def unavailable_reason() -> str | None:
-        """Why this backend cannot run here, or None when it can."""
-        return None
-
-    def describe(self) -> dict[str, object]:
-        """What ran (provider, device), for metrics.json."""
-        return {}
-
-    def batches(self, selection: Selection, batch_size: int) -> Iterator[Batch]:
-        raise NotImplementedError
-
-
-class OnnxRuntimeBackend(Backend):
-    """ONNX Runtime: the CUDA provider when onnxruntime-gpu sees a GPU, the CPU provider otherwise."""
-
-    name = "onnxruntime"
-
-    def __init__(self, model: str | os.PathLike[str], *, threads: int = 0) -> None:
-        import onnxruntime as ort
-
-        self.model_path = resolve_model(model)
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-        available = ort.get_available_providers()
-        providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
-        try:
-            self.session = ort.InferenceSession(str(self.model_path), sess_options=options, providers=providers)
-        except Exception as err:  # onnxruntime raises its own untyped errors for bad files
-            first_line = str(err).strip().splitlines()[0] if str(err).strip() else err.__class__.__name__
-            raise DistmlError(f"cannot load the ONNX model: {first_line}", where=str(self.model_path)) from None
-        inputs = self.session.get_inputs()
-        if len(inputs) != 1:
-            raise DistmlError(f"model has {len(inputs)} inputs; an image model has one", where=str(self.model_path))
-        self.input = model_input_from_shape(inputs[0].name, list(inputs[0].shape), where=str(self.model_path))
-
-    @staticmethod
-    def unavailable_reason() -> str | None:
-        try:
-            import onnxruntime  # noqa: F401
-        except ImportError:
-            return "onnxruntime is not installed (pip install 'kfp-distml[onnx]')"
-        return None
-
-    def describe(self) -> dict[str, object]:
-        return {"model": str(self.model_path), "provider": self.session.get_providers()[0]}
-
-    def batches(self, selection: Selection, batch_size: int) -> Iterator[Batch]:
-        where_model = str(self.model_path)
-        spec = self.input
-        for number, start in enumerate(range(0, len(selection.indices), batch_size)):
-            chunk = selection.indices[start : start + batch_size]
-            images, truths, locations = read_batch(selection, chunk, spec)
-            outputs = self.session.run(None, {spec.name: to_layout(images, spec.layout)})[0]
-            yield finish_batch(number, locations, images, truths, outputs, selection, where=where_model)
-
-
-def read_batch(selection: Selection, chunk: list[int], spec: ModelInput) -> tuple[np.ndarray, list, list[str]]:
-    """Images (N, H, W, C) of a chunk of image indices, their ground-truth paths or classes, locations."""
-    dataset = selection.dataset
-    images = np.empty((len(chunk), spec.height, spec.width, spec.channels), dtype=np.float32)
-    truths: list = []
-    locations = []
-    for row, i in enumerate(chunk):
-        image = dataset.images[i]
-        where = f"{selection.path}: images[{i}]"
-        images[row] = load_image(
-            dataset.resolve(image.location), channels=spec.channels, height=spec.height, width=spec.width, where=where
-        )
-        locations.append(image.location)
-        if selection.task == SEGMENTATION:
-            if not isinstance(image.label, str):
-                raise DistmlError("no ground-truth mask (label)", where=f"{where}.label")
-            truths.append(dataset.resolve(image.label))
-        else:
-            if image.label is None or isinstance(image.label, list):
-                raise DistmlError("a classification image needs one class label", where=f"{where}.label")
-            truths.append(dataset.class_index(image.label))
-    return images, truths, locations
-
-
-def finish_batch(
-    number: int,
-    locations: list[str],
-    images: np.ndarray,
-    truths: list,
-    outputs: np.ndarray,
-    selection: Selection,
-    *,
-    where: str,
-) -> Batch:
-    """Bring outputs to the common layout and load the ground truth at the output's size."""
-    if selection.task == SEGMENTATION:
-        masks = segmentation_output(np.asarray(outputs), where=where)
-        height, width = masks.shape[1:]
-        loaded = np.stack(
-            [
-                load_mask(path, height=height, width=width, where=f"{selection.path}: {location} label")
-                for path, location in zip(truths, locations, strict=True)
-            ]
-        )
-        return Batch(number, locations, images, loaded, masks.astype(np.float32))
-    scores = classification_output(np.asarray(outputs), len(selection.dataset.classes), where=where)
-    return Batch(number, locations, images, np.asarray(truths, dtype=np.int64), scores)
+def backend_class(name: str) -> type[Backend]:
+    """The class of backend ``name``, or a DistmlError that lists the names."""
+    if name not in BACKEND_MODULES:
+        raise DistmlError(f"unknown backend {name!r}", hint=f"Backends: {', '.join(BACKEND_NAMES)}.")
+    return importlib.import_module(BACKEND_MODULES[name]).BACKEND
 
 
 def backend_classes() -> dict[str, type[Backend]]:
-    """Every backend by name (the ecvl one imports pyecvl only when created)."""
-    from distml.inference.ecvl_backend import EcvlBackend
-
-    return {OnnxRuntimeBackend.name: OnnxRuntimeBackend, EcvlBackend.name: EcvlBackend}
+    """Every backend by name (importing a module does not import its runtime: that waits for a model)."""
+    return {name: backend_class(name) for name in BACKEND_NAMES}
 
 
 def create_backend(name: str, model: str | os.PathLike[str], *, threads: int = 0) -> Backend:
     """A ready backend, or a DistmlError saying why it cannot run here."""
-    classes = backend_classes()
-    if name not in classes:
-        raise DistmlError(f"unknown backend {name!r}", hint=f"Backends: {', '.join(classes)}.")
-    reason = classes[name].unavailable_reason()
+    cls = backend_class(name)
+    reason = cls.unavailable_reason()
     if reason:
         raise DistmlError(f"backend {name} cannot run here: {reason}")
-    return classes[name](model, threads=threads)
+    return cls(model, threads=threads)

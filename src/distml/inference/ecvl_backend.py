@@ -26,7 +26,7 @@ from types import ModuleType
 import numpy as np
 
 from distml.errors import DistmlError
-from distml.inference.backends import (
+from distml.inference.backend_api import (
     NCHW,
     ONNX_FILE,
     Backend,
@@ -233,3 +233,6 @@ class EcvlBackend(Backend):
                     f"ECVL delivered {sample.location_[0]} where {location} was expected",
                     where=str(selection.path),
                 )
+
+
+BACKEND = EcvlBackend

@@ -48,10 +48,11 @@ def write_report(gathered: dict[str, Any], folders: list[Path], path: Path, *, i
         f"<p><b>{metric.upper() if segmentation else 'Accuracy'}: {_fmt(gathered[metric])}</b> over "
         f"{gathered['images']} images in {len(gathered['shards'])} shards (weighted by images).</p>"
     )
-    parts.append("<table><tr><th>shard</th><th>images</th><th>" + metric + "</th><th>seconds</th><th>backend</th></tr>")
+    parts.append("<table><tr><th>part</th><th>images</th><th>" + metric + "</th><th>seconds</th><th>backend</th></tr>")
     for shard in gathered["shards"]:
         parts.append(
-            f"<tr><td>{html.escape(Path(shard['folder']).name)}</td><td>{shard['images']}</td>"
+            f"<tr><td title='{html.escape(str(shard['folder']))}'>{html.escape(part_name(shard))}</td>"
+            f"<td>{shard['images']}</td>"
             f"<td>{_fmt(shard.get(metric))}</td><td>{_fmt(shard.get('seconds'))}</td>"
             f"<td>{html.escape(str(shard.get('provider') or shard.get('backend')))}</td></tr>"
         )
@@ -68,6 +69,14 @@ def write_report(gathered: dict[str, Any], folders: list[Path], path: Path, *, i
     parts.append("</body></html>\n")
     path.write_text("\n".join(parts), encoding="utf-8")
     return path
+
+
+def part_name(shard: dict[str, Any]) -> str:
+    """The part file a shard inferred (its metrics.json ``dataset``), else its folder's name.
+
+    On KFP every shard folder is called after the output, "shard", so only the part tells them apart.
+    """
+    return Path(str(shard.get("dataset") or shard["folder"])).name
 
 
 def _confusion_table(classes: list[str], matrix: list[list[int]]) -> str:

@@ -25,7 +25,8 @@ from PIL import Image as PILImage
 
 from distml.data.trust import check_locations
 from distml.errors import DistmlError
-from distml.inference.backends import Backend, Batch, create_backend, select_images
+from distml.inference.backend_api import Backend, Batch, select_images
+from distml.inference.backends import create_backend
 from distml.inference.metrics import SEGMENTATION, THRESHOLD, ClassificationMetrics, SegmentationMetrics
 from distml.staging import staged_folder
 

@@ -51,11 +51,7 @@ def infer_in_parallel(model, loaded, *, num_parts, backend, split, batch_size, g
     return gathered
 
 
-@dsl.pipeline(
-    name="distributed-inference",
-    description="Split a DTD dataset into parts, infer each part in parallel (ECVL/EDDL or ONNX Runtime), "
-    "gather the metrics, clean up the parts.",
-)
+@dsl.pipeline(name="distributed-inference")
 def distributed_inference(
     source: str = "synthetic:lesions",
     images: int = 40,
@@ -72,6 +68,28 @@ def distributed_inference(
     tolerations: List[Dict[str, str]] = [],  # noqa: B006, UP006
     image: str = DEFAULT_IMAGE,
 ):
+    """Split a DTD dataset into parts, infer each part in parallel (ECVL/EDDL or ONNX Runtime), gather, clean up.
+
+    Args:
+        source: The DTD dataset: dtd:PATH, synthetic:lesions or synthetic:digits.
+        images: How many images synthetic:lesions makes.
+        image_size: Side in pixels of synthetic:lesions' images, and the quick model's input size.
+        num_parts: How many parts, inferred in parallel.
+        model_uri: A Model folder to infer with (gs://, s3://, minio:// or a local path); empty:
+            train a quick unet-small on the same data first.
+        backend: "onnxruntime" (ONNX Runtime) or "ecvl" (DeepHealth's ECVL/EDDL).
+        split: The split of each part to infer: training, validation or test.
+        batch_size: Images per inference batch.
+        quick_model_epochs: Training epochs of the quick model (used when model_uri is empty).
+        gpus: GPUs of each inference task's pod, a whole number as a string (KFP reads
+            accelerator counts only as strings); above 0, a shard that ran on the CPU fails.
+        accelerator: The GPU resource of the inference pods, e.g. nvidia.com/gpu.
+        node_selector: Node labels the inference pods must match, e.g. {"pool": "gpu"}.
+        tolerations: Tolerations of the inference pods in Kubernetes' fields, e.g.
+            [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}].
+        image: The container image every task runs; defaults to this
+            package's versioned image.
+    """
     gpu = {"node_selector": node_selector, "tolerations": tolerations, "gpus": gpus, "accelerator": accelerator}
     loaded = in_image(load_data(source=source, images=images, size=image_size), image)
     with dsl.If(model_uri == "", name="no-model-given"):

@@ -18,10 +18,7 @@ from distml.components.shard_data import shard_data
 from distml.pipelines.node_pools import DEFAULT_IMAGE, in_image, train_task
 
 
-@dsl.pipeline(
-    name="federated-average",
-    description="Train one model per data shard, average their weights, evaluate, deploy.",
-)
+@dsl.pipeline(name="federated-average")
 def federated_average(
     source: str = "sklearn:digits",
     num_shards: int = 2,
@@ -45,6 +42,39 @@ def federated_average(
     serving_tolerations: List[Dict[str, str]] = [],  # noqa: B006, UP006
     image: str = DEFAULT_IMAGE,
 ):
+    """Train one model per data shard, average their weights, evaluate, deploy.
+
+    Args:
+        source: The dataset, as arrays: sklearn:digits, npz:PATH, keras:mnist, keras:fashion_mnist.
+        num_shards: How many shards of the training rows, one trainer each.
+        model_name: The architecture every trainer trains: mlp, cnn or lenet5.
+        workers_per_shard: Workers of each trainer (MultiWorkerMirroredStrategy).
+        epochs: Training epochs.
+        batch_size: Batch size per worker.
+        launcher: "local" trains with worker processes inside the task; "kubernetes" runs a TFJob
+            per shard (Training Operator v1.9; needs a work PVC chosen at compile time, docs/training.md).
+        namespace: Where TFJobs and the InferenceService run; empty: the namespace the tasks run in.
+        gpus_per_worker: GPUs each TFJob worker asks for.
+        node_selector: Node labels the TFJobs' pods must match, e.g. {"pool": "gpu"}.
+        tolerations: Tolerations of the TFJobs' pods in Kubernetes' fields, e.g.
+            [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}].
+        deploy_target: "local" checks the model with KServe's model server in the task and stops it;
+            "kserve" creates or patches the InferenceService and waits until it is Ready.
+        service_name: The InferenceService's name.
+        storage_uri: Where the predictor reads the Model folder (pvc://, s3://, gs://); empty: the
+            artifact's own object-store URI, which needs serving_service_account.
+        model_format: "tensorflow" (TF Serving, SavedModel) or "onnx" (Triton, the folder's Triton repository).
+        serving_runtime_version: The serving runtime's image tag; empty: TF Serving 2.20.0 (-gpu with
+            GPUs), or KServe's default Triton.
+        serving_service_account: The predictor's service account, whose secret holds the S3 keys and
+            endpoint (docs/cluster-setup.md).
+        serving_gpus: GPUs of the predictor.
+        serving_node_selector: Node labels the predictor's pods must match (serving often runs on
+            another pool than training).
+        serving_tolerations: Tolerations of the predictor's pods, in Kubernetes' fields.
+        image: The container image every task (and every TFJob worker) runs; defaults to this
+            package's versioned image.
+    """
     loaded = in_image(load_data(source=source), image)
     shards = in_image(shard_data(data=loaded.outputs["dataset"], num_shards=num_shards), image)
     with dsl.ParallelFor(shards.outputs["Output"]) as shard:

@@ -18,11 +18,7 @@ from distml.components.select_model import select_model
 from distml.pipelines.node_pools import DEFAULT_IMAGE, in_image, train_task
 
 
-@dsl.pipeline(
-    name="train-select-deploy",
-    description="Train several models in parallel (TFJobs, MultiWorkerMirroredStrategy), select the best, "
-    "deploy it on KServe.",
-)
+@dsl.pipeline(name="train-select-deploy")
 def train_select_deploy(
     source: str = "sklearn:digits",
     models: List[str] = ["mlp", "lenet5"],  # noqa: B006, UP006
@@ -49,6 +45,43 @@ def train_select_deploy(
     max_replicas: int = 1,
     image: str = DEFAULT_IMAGE,
 ):
+    """Train several models in parallel (TFJobs, MultiWorkerMirroredStrategy), select the best, deploy it on KServe.
+
+    Args:
+        source: The dataset: sklearn:digits, synthetic:digits, npz:PATH, dtd:PATH, keras:mnist,
+            keras:fashion_mnist (classification).
+        models: The architectures to train, one task each: mlp, cnn, lenet5.
+        workers: Workers per model (MultiWorkerMirroredStrategy).
+        epochs: Training epochs.
+        batch_size: Batch size per worker.
+        metric: The key of the models' metrics.json that selects the best, e.g. test_accuracy.
+        lowest: Keep the model with the lowest metric (a loss) instead of the highest.
+        launcher: "local" trains with worker processes inside the task; "kubernetes" runs a TFJob
+            per model (Training Operator v1.9; needs a work PVC chosen at compile time, docs/training.md).
+        namespace: Where TFJobs and the InferenceService run; empty: the namespace the tasks run in.
+        gpus_per_worker: GPUs each TFJob worker asks for.
+        node_selector: Node labels the TFJobs' pods must match, e.g. {"pool": "gpu"}.
+        tolerations: Tolerations of the TFJobs' pods in Kubernetes' fields, e.g.
+            [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}].
+        deploy_target: "local" checks the model with KServe's model server in the task and stops it;
+            "kserve" creates or patches the InferenceService and waits until it is Ready.
+        service_name: The InferenceService's name.
+        storage_uri: Where the predictor reads the Model folder (pvc://, s3://, gs://); empty: the
+            artifact's own object-store URI, which needs serving_service_account.
+        model_format: "tensorflow" (TF Serving, SavedModel) or "onnx" (Triton, the folder's Triton repository).
+        serving_runtime_version: The serving runtime's image tag; empty: TF Serving 2.20.0 (-gpu with
+            GPUs), or KServe's default Triton.
+        serving_service_account: The predictor's service account, whose secret holds the S3 keys and
+            endpoint (docs/cluster-setup.md).
+        serving_gpus: GPUs of the predictor.
+        serving_node_selector: Node labels the predictor's pods must match (serving often runs on
+            another pool than training).
+        serving_tolerations: Tolerations of the predictor's pods, in Kubernetes' fields.
+        min_replicas: Fewest predictor replicas.
+        max_replicas: Most predictor replicas.
+        image: The container image every task (and every TFJob worker) runs; defaults to this
+            package's versioned image.
+    """
     loaded = in_image(load_data(source=source), image)
     with dsl.ParallelFor(models) as model_name:
         trained = train_task(

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from distml.selection.select import Selection, copy_model_folder
+from distml.selection.select import Selection, copy_model_folder, select_model
 from distml.staging import staged_folder
 
 MODEL_SUBDIR = "model"
@@ -75,6 +75,27 @@ def selection_summary(selection: Selection) -> dict[str, Any]:
             for c in selection.ranked
         ],
     }
+
+
+def select_best_model(
+    model_dirs: list[str | os.PathLike[str]],
+    metric: str,
+    *,
+    lowest: bool,
+    best_dir: str | os.PathLike[str],
+    comparison_file: str | os.PathLike[str],
+    report_file: str | os.PathLike[str],
+) -> Selection:
+    """Select the best of ``model_dirs`` by ``metric`` and write each result where asked (the select_model step).
+
+    ``best_dir`` gets a copy of the chosen Model folder, ``comparison_file`` the Markdown table and
+    ``report_file`` the HTML one: three separate outputs, where write_selection writes one folder.
+    """
+    selection = select_model(model_dirs, metric, lowest=lowest)
+    copy_model_folder(selection.chosen.folder, best_dir)
+    Path(comparison_file).write_text(markdown_table(selection), encoding="utf-8")
+    Path(report_file).write_text(html_report(selection), encoding="utf-8")
+    return selection
 
 
 def write_selection(selection: Selection, out_dir: str | os.PathLike[str]) -> Path:

@@ -46,6 +46,10 @@ class Selection:
     def chosen(self) -> Candidate:
         return self.ranked[0]
 
+    def finite_values(self) -> dict[str, float]:
+        """``"<metric> <name>"`` → value of every candidate but those at NaN (not JSON: KFP could not store it)."""
+        return {f"{self.metric} {c.name}": c.value for c in self.ranked if not math.isnan(c.value)}
+
 
 def select_model(
     folders: list[str | os.PathLike[str]],

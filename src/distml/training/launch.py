@@ -8,17 +8,17 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from distml import kube
 from distml.errors import DistmlError
 from distml.staging import staged_folder
-from distml.tolerations import Toleration, tolerations_from_dicts
+from distml.tolerations import tolerations_from_dicts
 from distml.training.local import run_local
 from distml.training.model_folder import METRICS_FILE
-from distml.training.spec import PvcMount, RunPolicy, TrainingSpec, worker_args, worker_command
+from distml.training.spec import PvcMount, TrainingSpec, worker_args, worker_command
 from distml.training.worker import WorkerConfig
 
 Progress = Callable[[str], None]
@@ -29,22 +29,29 @@ HEADLINE_METRICS = ("test_accuracy", "test_miou", "test_loss", "workers", "globa
 
 @dataclass
 class ClusterOptions:
-    """Where the TFJob's pods run; ``pvc`` is the volume shared by the launcher and the pods."""
+    """How the launcher runs a TFJob: ``pods`` says where and how its replicas run, the rest is the launcher's.
 
-    image: str
+    ``pods`` is a TrainingSpec (one type for the pods' image and placement, not a copy of its
+    fields) whose command and worker count the launch fills in from the training; build it with
+    ``pod_template``. ``pvc`` is the volume shared by the launcher and the pods (the data goes
+    there and the model comes back); the launch adds it to the pods' volumes.
+    """
+
+    pods: TrainingSpec
     namespace: str = ""  # empty: the namespace we run in (the pod's, or the kubeconfig context's)
-    gpus_per_worker: int = 0
-    node_selector: dict[str, str] = field(default_factory=dict)
-    tolerations: list[Toleration] = field(default_factory=list)
     pvc: PvcMount | None = None
-    chief: bool = False
-    cpu: str | None = None
-    memory: str | None = None
-    service_account: str | None = None
-    run_policy: RunPolicy = field(default_factory=RunPolicy)
     timeout: float = 6 * 3600
     poll_interval: float = 10.0
     run_key: str = ""  # stable per run (the component passes its output URI); empty: a new job every call
+
+
+def pod_template(image: str, **placement: Any) -> TrainingSpec:
+    """ClusterOptions.pods running ``image``; ``placement`` takes TrainingSpec's fields (gpus_per_worker,
+    node_selector, tolerations, chief, cpu, memory, service_account, run_policy, ...).
+
+    Its command and worker count are placeholders: cluster_spec sets them from the training.
+    """
+    return TrainingSpec(image=image, command=[], **placement)
 
 
 def prepare_data(source: str, work_dir: str | os.PathLike[str]) -> Path:
@@ -157,11 +164,13 @@ def train_step(
                 hint="Pass the pipeline's `image` parameter, the image this task runs in.",
             )
         options = ClusterOptions(
-            image=image,
+            pod_template(
+                image,
+                gpus_per_worker=gpus_per_worker,
+                node_selector=dict(node_selector),
+                tolerations=tolerations_from_dicts(tolerations),
+            ),
             namespace=namespace,
-            gpus_per_worker=gpus_per_worker,
-            node_selector=dict(node_selector),
-            tolerations=tolerations_from_dicts(tolerations),
             pvc=PvcMount.parse(pvc),
             timeout=timeout_seconds,
             run_key=model_uri,  # same for a retried task of this run: the launcher re-attaches to its job
@@ -179,20 +188,8 @@ def train_step(
 
 def cluster_spec(config: WorkerConfig, workers: int, options: ClusterOptions) -> TrainingSpec:
     """The TrainingSpec of a TFJob that runs ``config`` (its paths as the pods see them)."""
-    return TrainingSpec(
-        image=options.image,
-        command=worker_command(config),
-        workers=workers,
-        chief=options.chief,
-        gpus_per_worker=options.gpus_per_worker,
-        cpu=options.cpu,
-        memory=options.memory,
-        node_selector=options.node_selector,
-        tolerations=options.tolerations,
-        pvcs=[options.pvc] if options.pvc else [],
-        service_account=options.service_account,
-        run_policy=options.run_policy,
-    )
+    pvcs = [*options.pods.pvcs, options.pvc] if options.pvc else options.pods.pvcs
+    return replace(options.pods, command=worker_command(config), workers=workers, pvcs=pvcs)
 
 
 def dry_run_yaml(config: WorkerConfig, workers: int, options: ClusterOptions, name: str) -> str:
