@@ -15,10 +15,11 @@ line there and where we are stricter on purpose):
 
 Reading uses ``yaml_rs`` (Rust): ~3 s for a 1M-image file where PyYAML's C loader needs
 ~95 s; an ``images`` block in the plain shape big files have is read by
-``distml.data.dtd_block`` instead (the same document, without a dict per image). Writing uses the small emitter below rather than a YAML library, for two reasons
-measured here: yaml_rs's emitter leaves date-like strings unquoted (they read back as
-dates), and a DTD has a fixed shape, so quoting every string and writing index lists in
-flow style gives files that yaml-cpp (ECVL) and PyYAML read back exactly, fast.
+``distml.data.dtd_block`` instead (the same document, without a dict per image).
+Writing uses the small emitter below rather than a YAML library, for two reasons measured
+here: yaml_rs's emitter leaves date-like strings unquoted (they read back as dates), and a
+DTD has a fixed shape, so quoting every string and writing index lists in flow style gives
+files that yaml-cpp (ECVL) and PyYAML read back exactly, fast.
 """
 
 from __future__ import annotations
