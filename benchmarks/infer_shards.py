@@ -6,6 +6,9 @@ on the weights), converts it to ONNX, then times `distml infer` on every image:
   * 1 part, all cores (ONNX Runtime's default threading), for reference.
 Images/s use the seconds each shard reports (inference, not process start-up); for parallel
 runs, images over the longest shard's seconds. Parallel efficiency = 2-part rate / (2 x 1-part rate).
+The floor of the 1-part, 1-thread run is bare ``session.run`` on the same batches plus the image
+and mask decoding it must do (no validation, metrics or output), interleaved with it round by
+round; target (issue 15): distml >= 0.95 of the floor.
 Each configuration runs --repeat times and keeps its best rate; the load average is printed,
 because other work on the machine takes cores from the parallel run first.
 Run: .venv/bin/python benchmarks/infer_shards.py [--images 400] [--size 64] [--batch-size 16] [--repeat 3]
@@ -34,6 +37,38 @@ def infer(model: Path, part: Path, out: Path, batch_size: int, threads: int) -> 
     command = [str(Path(sys.executable).parent / "distml"), "infer", "--model", str(model), "--dataset", str(part)]
     command += ["--out", str(out), "--split", "all", "--batch-size", str(batch_size), "--threads", str(threads)]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+FLOOR = """
+import json, sys, time
+import numpy as np, onnxruntime as ort
+from PIL import Image
+model, dataset_file, batch_size = sys.argv[1], sys.argv[2], int(sys.argv[3])
+from distml.data.dtd import read_dataset
+dataset = read_dataset(dataset_file)
+options = ort.SessionOptions()
+options.intra_op_num_threads = 1
+options.inter_op_num_threads = 1
+session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+name = session.get_inputs()[0].name
+start = time.perf_counter()
+for first in range(0, len(dataset.images), batch_size):
+    chunk = dataset.images[first:first + batch_size]
+    images = np.stack([np.asarray(Image.open(dataset.resolve(i.location)).convert("RGB"), dtype=np.float32) / 255.0
+                       for i in chunk])
+    masks = np.stack([np.asarray(Image.open(dataset.resolve(i.label)).convert("L"), dtype=np.float32) / 255.0
+                      for i in chunk])
+    session.run(None, {name: images})
+print(json.dumps({"images": len(dataset.images), "seconds": time.perf_counter() - start}))
+"""
+
+
+def floor(model: Path, dataset_file: Path, batch_size: int) -> dict:
+    """Bare session.run on the same batches, 1 thread, plus the image and mask decoding it must do."""
+    done = subprocess.run([sys.executable, "-c", FLOOR, str(model), str(dataset_file), str(batch_size)],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    result = json.loads(done.stdout)
+    return {**result, "rate": result["images"] / result["seconds"]}
 
 
 def run(model: Path, parts: list[Path], out: Path, batch_size: int, threads: int) -> dict:
@@ -74,13 +109,20 @@ def main() -> None:
             runs = [run(model, parts, root / f"{name}-{r}", args.batch_size, threads) for r in range(args.repeat)]
             return max(runs, key=lambda result: result["rate"])
 
-        one = best("one", [dataset_file], 1)
+        ratios, one_runs, floors = [], [], []
+        for r in range(args.repeat):  # interleaved with its floor
+            one_runs.append(run(model, [dataset_file], root / f"one-{r}", args.batch_size, 1))
+            floors.append(floor(model, dataset_file, args.batch_size))
+            ratios.append(one_runs[-1]["rate"] / floors[-1]["rate"])
+        one = max(one_runs, key=lambda result: result["rate"])
         two = best("two", halves, 1)
         all_cores = best("all", [dataset_file], 0)
         load_after = os.getloadavg()[0]
     print(f"load average (1 min) before {load_before:.2f}, after {load_after:.2f}")
     print(f"cores: {os.cpu_count()}; {args.images} images {args.size}x{args.size}, unet-small, batch {args.batch_size}")
     print(f"1 part,  1 thread : {one['rate']:8.1f} images/s  (with process start-up {one['wall_rate']:.1f})")
+    print(f"floor, 1 thread (bare session.run + decoding): best {max(f['rate'] for f in floors):.1f} images/s; "
+          f"distml/floor per round: {', '.join(f'{x:.2f}' for x in ratios)} (target >= 0.95)")  # fmt: skip
     print(f"2 parts, 1 thread each, in parallel: {two['rate']:8.1f} images/s  (with start-up {two['wall_rate']:.1f})")
     print(f"1 part,  all cores: {all_cores['rate']:8.1f} images/s")
     print(f"parallel efficiency: {two['rate'] / (2 * one['rate']):.2f} (target >= 0.8)")

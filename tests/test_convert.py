@@ -8,7 +8,7 @@ import pytest
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 from distml.errors import DistmlError
-from distml.inference.convert import keras_to_onnx, saved_model_to_onnx
+from distml.inference.convert import OnnxConverter, keras_to_onnx, saved_model_to_onnx
 
 pytestmark = pytest.mark.slow
 
@@ -74,4 +74,38 @@ def test_broken_saved_model_fails_without_leaving_a_file(tmp_path):
     (tmp_path / "broken" / "saved_model.pb").write_bytes(b"not a protobuf")
     with pytest.raises(DistmlError, match="ONNX conversion failed"):
         saved_model_to_onnx(tmp_path / "broken", tmp_path / "out" / "m.onnx")
+    assert not list((tmp_path / "out").iterdir())
+
+
+def _without_doc_string(path):
+    import onnx
+
+    model = onnx.load(str(path))
+    model.graph.doc_string = ""  # tf2onnx writes "converted from <folder>" there
+    return model.SerializeToString()
+
+
+def test_a_converter_started_ahead_writes_what_a_one_off_child_writes(saved_model, tmp_path):
+    """Issue 15: the converter's imports start with training; the export is the same tf2onnx run in a child."""
+    _, folder = saved_model
+    one_off = saved_model_to_onnx(folder, tmp_path / "one-off.onnx")
+    with OnnxConverter() as converter:
+        child = converter._process
+        ahead = saved_model_to_onnx(folder, tmp_path / "ahead.onnx", converter=converter)
+    assert child.returncode == 0 and child.pid != os.getpid()
+    assert _without_doc_string(ahead) == _without_doc_string(one_off)
+
+
+def test_an_unused_converter_ends_its_child(tmp_path):
+    with OnnxConverter() as converter:
+        child = converter._process
+        assert child.poll() is None  # importing, then waiting for a job
+    assert child.poll() is not None
+
+
+def test_a_failing_conversion_in_a_converter_started_ahead_is_named(tmp_path):
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "saved_model.pb").write_bytes(b"not a protobuf")
+    with OnnxConverter() as converter, pytest.raises(DistmlError, match="ONNX conversion failed"):
+        saved_model_to_onnx(tmp_path / "broken", tmp_path / "out" / "m.onnx", converter=converter)
     assert not list((tmp_path / "out").iterdir())

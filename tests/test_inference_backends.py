@@ -364,6 +364,27 @@ def test_split_all_infers_every_image(models, lesions, tmp_path):
     assert json.loads((tmp_path / "o" / "metrics.json").read_text())["images"] == 33
 
 
+def test_cli_infer_reads_its_part_file_once(models, lesions, tmp_path, monkeypatch):
+    """Issue 15: `--split all` used to read the part file once to look for a split named all, then again."""
+    import distml.data.dtd
+    import distml.inference.backends
+
+    reads = []
+
+    def counted(path):
+        reads.append(Path(path))
+        return read_dataset(path)
+
+    monkeypatch.setattr(distml.data.dtd, "read_dataset", counted)
+    monkeypatch.setattr(distml.inference.backends, "read_dataset", counted)
+    part = lesions["whole"][0]
+    args = ["infer", "--model", str(models["lesion_folder"]), "--dataset", str(part), "--out", str(tmp_path / "o")]
+    result = CliRunner().invoke(main, [*args, "--split", "all"])
+    assert result.exit_code == 0, result.output
+    assert reads == [part]
+    assert json.loads((tmp_path / "o" / "metrics.json").read_text())["split"] is None
+
+
 def test_ecvl_backend_explains_why_it_is_absent():
     reason = backend_classes()["ecvl"].unavailable_reason()
     if reason is None:

@@ -226,3 +226,26 @@ def test_an_onnx_deploy_of_a_folder_without_a_triton_repository_is_refused(tmp_p
     (tmp_path / "model.json").write_text('{"architecture": "mlp", "input_shape": [8, 8, 1]}')
     with pytest.raises(DistmlError, match="no Triton repository"):
         deploy_model(tmp_path, ServingSpec(name="x", storage_uri="", model_format="onnx"), target="local")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("log_requests", [False, True])
+def test_request_lines_are_logged_only_when_asked(trained, log_requests):
+    """Issue 15: KServe writes an access line and two kserve.trace timing lines per request; off by default."""
+    x, _ = digits_data()
+    with LocalServer(trained[1], NAME, log_requests=log_requests) as server:
+        for _ in range(3):
+            assert server.predict(x[:1].tolist())[0] == 200
+        server._log.seek(0)
+        log = server._log.read().decode("utf-8", errors="replace")
+    access = [line for line in log.splitlines() if f"/v1/models/{NAME}:predict" in line and "POST" in line]
+    timing = [line for line in log.splitlines() if "kserve.trace" in line and "kserve.io" in line]
+    if log_requests:
+        assert len(access) == 3 and len(timing) >= 3
+    else:
+        assert access == [] and timing == []
+
+
+def test_onnx_runtime_runs_one_intra_op_thread_unless_told(trained):
+    assert Predictor(trained[1]).session_options().intra_op_num_threads == 1
+    assert Predictor(trained[1], threads=3).session_options().intra_op_num_threads == 3

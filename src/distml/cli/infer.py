@@ -47,10 +47,7 @@ def infer(
     allow_roots: tuple[str, ...],
 ) -> None:
     """Run MODEL over one split of a part file and write the shard's metrics."""
-    from distml.data.dtd import read_dataset
     from distml.inference.runner import run_inference
-
-    chosen = None if split == "all" and "all" not in (read_dataset(part_file).split or {}) else split
 
     def progress(number: int, total: int, values: dict[str, Any], elapsed: float) -> None:
         metric = f"miou {values['miou']:.4f}" if "miou" in values else f"accuracy {values['accuracy']:.4f}"
@@ -61,7 +58,7 @@ def infer(
         model,
         part_file,
         out_dir,
-        split=chosen,
+        split=split,
         batch_size=batch_size,
         save_images=save_images,
         threads=threads,

@@ -70,14 +70,20 @@ class Selection:
         return SEGMENTATION if self.dataset.is_segmentation else CLASSIFICATION
 
 
+#: The split name that means every image, unless the part has a split of that name.
+EVERY_IMAGE = "all"
+
+
 def select_images(part_file: str | os.PathLike[str], split: str | None) -> Selection:
-    """Read a part file and pick a split (None: every image).
+    """Read a part file and pick a split (None, or ``all`` when no split has that name: every image).
 
     The split may be empty: a part of a small dataset can hold no test image, and its shard
     then counts zero images rather than failing the run.
     """
     path = Path(part_file)
     dataset = read_dataset(path)
+    if split == EVERY_IMAGE and EVERY_IMAGE not in (dataset.split or {}):
+        split = None
     return Selection(dataset, path, split, dataset.indices(split))
 
 

@@ -2,7 +2,8 @@
 
 A SavedModel is converted by tf2onnx in a child process: the converter freezes graphs and
 switches TensorFlow's state in ways that should not leak into a training worker that
-calls it. A live tf-keras model is converted in-process (``keras_to_onnx``), for tests and
+calls it. ``OnnxConverter`` starts that child ahead of time, so its imports overlap
+training. A live tf-keras model is converted in-process (``keras_to_onnx``), for tests and
 notebooks. Both write under a temporary name and rename, so a failed conversion never
 leaves a ``model.onnx`` that looks complete.
 
@@ -12,6 +13,7 @@ TensorFlow model stays channels-last; the inference backends accept both layouts
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -32,8 +34,13 @@ def saved_model_to_onnx(
     *,
     opset: int | None = None,
     inputs_as_nchw: bool = False,
+    converter: OnnxConverter | None = None,
 ) -> Path:
-    """Convert the TF SavedModel in ``saved_model_dir`` to ``onnx_path``; return ``onnx_path``."""
+    """Convert the TF SavedModel in ``saved_model_dir`` to ``onnx_path``; return ``onnx_path``.
+
+    ``converter``: a started OnnxConverter to run the conversion in (its imports already done),
+    instead of a new child process.
+    """
     source = Path(saved_model_dir)
     if not (source / "saved_model.pb").is_file():
         raise DistmlError(
@@ -46,21 +53,71 @@ def saved_model_to_onnx(
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
-    command = [sys.executable, "-m", "tf2onnx.convert", "--saved-model", str(source), "--output", str(tmp)]
-    command += ["--opset", str(opset or DEFAULT_OPSET)]
+    arguments = ["--saved-model", str(source), "--output", str(tmp), "--opset", str(opset or DEFAULT_OPSET)]
     if inputs_as_nchw:
-        command += ["--inputs-as-nchw", _saved_model_input_names(source)]
-    env = {**os.environ, **LEGACY_KERAS_ENV, "TF_CPP_MIN_LOG_LEVEL": "2"}
+        arguments += ["--inputs-as-nchw", _saved_model_input_names(source)]
     try:
-        done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
-        if done.returncode != 0 or tmp.stat().st_size == 0:
-            tail = " | ".join(done.stderr.strip().splitlines()[-3:])
+        returncode, stderr = (converter or OnnxConverter()).run(arguments)
+        if returncode != 0 or tmp.stat().st_size == 0:
+            tail = " | ".join(stderr.strip().splitlines()[-3:])
             raise DistmlError(f"ONNX conversion failed: {tail}", where=str(source))
         tmp.chmod(0o644)  # mkstemp's 0600 would hide the model from a serving container's user
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
     return target
+
+
+class OnnxConverter:
+    """A child process that imports TensorFlow and tf2onnx now and converts one SavedModel later.
+
+    The conversion runs in a child so tf2onnx's graph freezing and TensorFlow state changes
+    stay out of the process that asks for it (a training worker). Its imports take about 5 s;
+    started when training starts (distml.training.worker), they overlap training instead of
+    adding to it (issue 15). ``run`` hands it tf2onnx.convert's arguments and waits; a
+    converter is used once. A context manager: leaving it ends a child that was never used.
+    """
+
+    def __init__(self) -> None:
+        env = {**os.environ, **LEGACY_KERAS_ENV, "TF_CPP_MIN_LOG_LEVEL": "2"}
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "distml.inference.convert"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+
+    def run(self, arguments: list[str]) -> tuple[int, str]:
+        """Run ``python -m tf2onnx.convert ARGUMENTS`` in the child; (exit code, its stderr)."""
+        _, stderr = self._process.communicate(json.dumps(arguments) + "\n")
+        return self._process.returncode, stderr
+
+    def close(self) -> None:
+        """End the child if it is still waiting (no conversion was asked for)."""
+        if self._process.poll() is None:
+            self._process.kill()
+            self._process.communicate()
+
+    def __enter__(self) -> OnnxConverter:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+def _converter_main() -> None:
+    """The OnnxConverter child: import, then run tf2onnx.convert on the arguments of one stdin line."""
+    import tensorflow  # noqa: F401 - the imports this process exists to do ahead of time
+    import tf2onnx.convert
+
+    line = sys.stdin.readline()
+    if not line:
+        return  # closed without a job
+    # What `python -m tf2onnx.convert ARGUMENTS` runs (tf2onnx 1.17.0 tf2onnx/convert.py: main() under __main__).
+    sys.argv = ["tf2onnx.convert", *json.loads(line)]
+    tf2onnx.convert.main()
 
 
 def keras_to_onnx(
@@ -111,3 +168,7 @@ def _saved_model_input_names(saved_model_dir: Path) -> str:
     if done.returncode != 0 or not done.stdout.strip():
         raise DistmlError("cannot read the SavedModel's serving signature", where=str(saved_model_dir))
     return done.stdout.strip().splitlines()[-1]
+
+
+if __name__ == "__main__":
+    _converter_main()

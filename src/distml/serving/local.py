@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -56,9 +57,15 @@ def _import_kserve() -> Any:
 
 
 class Predictor:
-    """Batch prediction on a Model folder: ONNX Runtime if model.onnx is there, else the rebuilt tf-keras model."""
+    """Batch prediction on a Model folder: ONNX Runtime if model.onnx is there, else the rebuilt tf-keras model.
 
-    def __init__(self, model_dir: str | os.PathLike[str]) -> None:
+    ``threads``: ONNX Runtime's intra-op threads (0: its default, one per core). One by default:
+    a served request is mostly one instance, where a thread pool costs more in hand-offs than it
+    computes in parallel (issue 15: the default pool adds to every request's latency), and the
+    server's event loop needs the other core.
+    """
+
+    def __init__(self, model_dir: str | os.PathLike[str], *, threads: int = 1) -> None:
         folder = Path(model_dir)
         self.info = read_model_info(folder)
         self.input_shape = tuple(int(n) for n in self.info["input_shape"])
@@ -66,7 +73,12 @@ class Predictor:
             import onnxruntime
 
             self.backend = "onnxruntime"
-            self._session = onnxruntime.InferenceSession(str(folder / ONNX_FILE), providers=["CPUExecutionProvider"])
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+            self._session = onnxruntime.InferenceSession(
+                str(folder / ONNX_FILE), options, providers=["CPUExecutionProvider"]
+            )
             self._input_name = self._session.get_inputs()[0].name
             self.output_name = self._session.get_outputs()[0].name
         elif (folder / KERAS_FILE).exists():
@@ -95,6 +107,10 @@ class Predictor:
             raise ValueError("instances hold NaN or infinity")
         return array
 
+    def session_options(self) -> Any:
+        """The ONNX Runtime session's options (the thread counts it runs with)."""
+        return self._session.get_session_options()
+
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Model outputs for a checked float32 batch."""
         if self.backend == "onnxruntime":
@@ -108,9 +124,9 @@ def serving_names(model_dir: str | os.PathLike[str], name: str) -> list[str]:
     return [name] if triton_name in (None, name) else [name, triton_name]
 
 
-def make_kserve_models(model_dir: str | os.PathLike[str], name: str) -> list[Any]:
+def make_kserve_models(model_dir: str | os.PathLike[str], name: str, *, threads: int = 1) -> list[Any]:
     """Loaded ``kserve.Model``s serving ``model_dir`` under each of serving_names (one Predictor shared)."""
-    predictor = Predictor(model_dir)
+    predictor = Predictor(model_dir, threads=threads)
     return [make_kserve_model(model_dir, served, predictor) for served in serving_names(model_dir, name)]
 
 
@@ -232,8 +248,20 @@ class BodySizeLimit:
         await send({"type": "http.response.body", "body": body})
 
 
+#: KServe's per-request log lines: uvicorn's access line and, from the timing middleware KServe
+#: always installs, two ``kserve.trace`` lines (wall and CPU time), whatever enable_latency_logging
+#: says (kserve 0.21.0 python/kserve/kserve/protocol/rest/server.py:62-64 PrintTimings and :183-187
+#: TimingMiddleware; logging.py:89-99 sets both loggers to INFO).
+REQUEST_LOGGERS = ("uvicorn.access", "kserve.trace")
+
+
 def run_server(
-    models: list[Any], port: int, *, host: str = DEFAULT_HOST, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    models: list[Any],
+    port: int,
+    *,
+    host: str = DEFAULT_HOST,
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+    log_requests: bool = False,
 ) -> None:
     """Serve loaded models (make_kserve_models) on ``host:port`` in this process until SIGINT/SIGTERM.
 
@@ -243,6 +271,9 @@ def run_server(
     is built here the way ``ModelServer.start`` builds it (kserve/model_server.py:385), then its
     uvicorn config gets our host and our app wrapped in ``BodySizeLimit``. uvicorn's own
     ``Server.serve`` handles SIGINT and SIGTERM (uvicorn 0.55 server.py:88, ``capture_signals``).
+    Without ``log_requests`` the three lines KServe logs per request are off (REQUEST_LOGGERS at
+    WARNING, set after KServe and uvicorn configured their logging): writing them costs about a
+    fifth of a small model's throughput (issue 15).
     """
     kserve = _import_kserve()
     from kserve.model_server import FASTAPI_APP_IMPORT_STRING, app
@@ -263,6 +294,9 @@ def run_server(
     )
     rest.config.host = host
     rest.config.app = BodySizeLimit(app, max_request_bytes)
+    if not log_requests:
+        for logger_name in REQUEST_LOGGERS:
+            logging.getLogger(logger_name).setLevel(logging.WARNING)
     asyncio.run(rest.start())
 
 
@@ -284,12 +318,14 @@ class LocalServer:
         *,
         host: str = DEFAULT_HOST,
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+        log_requests: bool = False,
     ) -> None:
         read_model_info(model_dir)  # fail here, not in the child, for a folder that is no model
         self.model_dir = Path(model_dir)
         self.name = name
         self.host = host
         self.max_request_bytes = max_request_bytes
+        self.log_requests = log_requests
         self.port = port or free_port()
         self.url = f"http://{_client_address(host)}:{self.port}"
         self._process: subprocess.Popen[bytes] | None = None
@@ -299,6 +335,7 @@ class LocalServer:
         """Start the child and wait until ``GET /v1/models/NAME`` says ready."""
         command = [sys.executable, "-m", "distml.serving.local", str(self.model_dir), self.name, str(self.port)]
         command += ["--host", self.host, "--max-request-bytes", str(self.max_request_bytes)]
+        command += ["--log-requests"] if self.log_requests else []
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
         self._process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, env=env)
         try:
@@ -429,9 +466,12 @@ def _main(argv: list[str] | None = None) -> None:
     parser.add_argument("port", type=int)
     parser.add_argument("--host", default=DEFAULT_HOST)
     parser.add_argument("--max-request-bytes", type=int, default=DEFAULT_MAX_REQUEST_BYTES)
+    parser.add_argument("--log-requests", action="store_true")
     args = parser.parse_args(argv)
     models = make_kserve_models(args.model_dir, args.name)
-    run_server(models, args.port, host=args.host, max_request_bytes=args.max_request_bytes)
+    run_server(
+        models, args.port, host=args.host, max_request_bytes=args.max_request_bytes, log_requests=args.log_requests
+    )
 
 
 if __name__ == "__main__":

@@ -71,8 +71,12 @@ def save_model_folder(
     classes: list[str],
     metrics: dict[str, Any],
     onnx: bool,
+    converter: Any = None,
 ) -> Path:
-    """Write ``model`` (a tf-keras model) as a Model folder at ``folder`` (absent or empty)."""
+    """Write ``model`` (a tf-keras model) as a Model folder at ``folder`` (absent or empty).
+
+    ``converter``: a started distml.inference.convert.OnnxConverter for the ONNX export.
+    """
     out = Path(folder)
     with staged_folder(out, what="model output folder") as staging:
         model.save(str(saved_model_path(staging)), save_format="tf", include_optimizer=False)
@@ -85,7 +89,7 @@ def save_model_folder(
             "framework": "tensorflow",
         }
         if onnx:
-            _to_onnx(saved_model_path(staging), staging / ONNX_FILE)
+            _to_onnx(saved_model_path(staging), staging / ONNX_FILE, converter)
             write_triton_repository(staging, architecture)
             info[EDDL_REFUSED_KEY] = _to_eddl_onnx(model, staging / EDDL_ONNX_FILE)
         _write_json(staging / MODEL_INFO_FILE, info)
@@ -237,10 +241,10 @@ def _write_json(path: Path, value: dict[str, Any]) -> None:
     path.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
 
 
-def _to_onnx(saved_model_dir: Path, onnx_path: Path) -> None:
+def _to_onnx(saved_model_dir: Path, onnx_path: Path, converter: Any = None) -> None:
     from distml.inference.convert import saved_model_to_onnx
 
-    saved_model_to_onnx(saved_model_dir, onnx_path)
+    saved_model_to_onnx(saved_model_dir, onnx_path, converter=converter)
 
 
 def _to_eddl_onnx(model: Any, onnx_path: Path) -> str | None:

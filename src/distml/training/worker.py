@@ -14,6 +14,7 @@ every worker must join.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -29,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from distml.errors import DistmlError
+from distml.inference.convert import OnnxConverter
 from distml.inference.metrics import THRESHOLD as IOU_THRESHOLD
 from distml.inference.metrics import binary_iou
 from distml.tfkeras import use_tf_keras
@@ -100,10 +102,16 @@ def role_from_tf_config(raw: str | None) -> Role:
 
 def train(config: WorkerConfig, progress: Callable[[str], None] = print) -> dict[str, Any]:
     """Train under MultiWorkerMirroredStrategy, export on the chief; return the metrics."""
+    role = role_from_tf_config(os.environ.get("TF_CONFIG"))
+    # The chief's ONNX converter starts now: its imports overlap this worker's and its training.
+    with OnnxConverter() if config.onnx and role.is_chief else contextlib.nullcontext() as converter:
+        return _train(config, role, progress, converter)
+
+
+def _train(config: WorkerConfig, role: Role, progress: Callable[[str], None], converter: Any) -> dict[str, Any]:
     import tensorflow as tf
     import tf_keras
 
-    role = role_from_tf_config(os.environ.get("TF_CONFIG"))
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     task = task_of(config.model)
     data = load_training_data(
@@ -155,7 +163,7 @@ def train(config: WorkerConfig, progress: Callable[[str], None] = print) -> dict
     }
     if role.is_chief:
         metrics.update(_test_metrics(model, data, task))
-    _export(model, config, role, data, task, metrics)
+    _export(model, config, role, data, task, metrics, converter)
     if role.is_chief:
         shutil.rmtree(backup_root, ignore_errors=True)
     progress(f"{role.name} done weights_sha256={weights_digest(model)}")
@@ -242,7 +250,9 @@ def _test_metrics(model: Any, data: TrainingData, task: str, batch: int = 256) -
     }
 
 
-def _export(model: Any, config: WorkerConfig, role: Role, data: TrainingData, task: str, metrics: dict) -> None:
+def _export(
+    model: Any, config: WorkerConfig, role: Role, data: TrainingData, task: str, metrics: dict, converter: Any
+) -> None:
     """Every worker saves (collectives may run); only the chief's folder is kept, with ONNX if asked."""
     target = config.out
     scratch = None
@@ -259,6 +269,7 @@ def _export(model: Any, config: WorkerConfig, role: Role, data: TrainingData, ta
             classes=data.classes,
             metrics=metrics,
             onnx=config.onnx and role.is_chief,
+            converter=converter,
         )
     finally:
         if scratch:
