@@ -367,7 +367,7 @@ def test_split_all_infers_every_image(models, lesions, tmp_path):
 def test_cli_infer_reads_its_part_file_once(models, lesions, tmp_path, monkeypatch):
     """Issue 15: `--split all` used to read the part file once to look for a split named all, then again."""
     import distml.data.dtd
-    import distml.inference.backends
+    import distml.inference.backend_api
 
     reads = []
 
@@ -376,7 +376,7 @@ def test_cli_infer_reads_its_part_file_once(models, lesions, tmp_path, monkeypat
         return read_dataset(path)
 
     monkeypatch.setattr(distml.data.dtd, "read_dataset", counted)
-    monkeypatch.setattr(distml.inference.backends, "read_dataset", counted)
+    monkeypatch.setattr(distml.inference.backend_api, "read_dataset", counted)
     part = lesions["whole"][0]
     args = ["infer", "--model", str(models["lesion_folder"]), "--dataset", str(part), "--out", str(tmp_path / "o")]
     result = CliRunner().invoke(main, [*args, "--split", "all"])
