@@ -368,7 +368,7 @@ def test_ecvl_backend_explains_why_it_is_absent():
     reason = backend_classes()["ecvl"].unavailable_reason()
     if reason is None:
         pytest.skip("pyecvl is importable here: the contract test above ran the ecvl backend")
-    assert "../shared/ecvl" in reason and "docker/ecvl" in reason
+    assert "../shared/ecvl" in reason and "images/ecvl" in reason
 
 
 def test_copied_shard_folder_keeps_its_metrics(models, lesions, tmp_path):

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 import distml.pipelines
-from distml.pipelines.runner import run_local
+from distml.runs import run_local
 
 COMPILED = distml.pipelines.COMPILED_DIR
 

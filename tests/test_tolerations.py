@@ -99,7 +99,7 @@ def test_match_everything_and_cli_forms():
 def test_a_run_with_a_bad_toleration_parameter_is_refused_before_it_starts():
     """Task pods get the list unchecked from KFP: `distml run/submit` checks it first."""
     from distml.pipelines import get_pipeline
-    from distml.pipelines.runner import check_arguments
+    from distml.runs import check_arguments
 
     bad = [{"key": "nvidia.com/gpu", "operator": "Exists", "value": "present", "effect": "NoSchedule"}]
     with pytest.raises(DistmlError, match=r"serving_tolerations\[0\].*Exists takes no value"):

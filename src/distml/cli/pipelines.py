@@ -1,6 +1,6 @@
 """`distml compile|run|submit|upload`: the pipelines, compiled, run locally or sent to a cluster.
 
-KFP is imported inside each command (through distml.pipelines.runner) so `distml --help` stays fast.
+KFP is imported inside each command (through distml.runs) so `distml --help` stays fast.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from distml.cli.output import make_console
 from distml.errors import DistmlError
 
 if TYPE_CHECKING:
-    from distml.pipelines.runner import TaskProgress
+    from distml.runs import TaskProgress
 
 console = make_console()
 progress_console = make_console(stderr=True)
@@ -31,7 +31,7 @@ def _show_progress(progress: TaskProgress) -> None:
 
 def _params(name: str, items: tuple[str, ...]) -> dict[str, Any]:
     from distml.pipelines import get_pipeline
-    from distml.pipelines.runner import parse_params
+    from distml.runs import parse_params
 
     return parse_params(get_pipeline(name), items)
 
@@ -49,7 +49,7 @@ def compile_command(out_dir: Path | None, check: bool) -> None:
     """Compile every pipeline and component to YAML (set DISTML_IMAGE to use your own image)."""
     from distml.components import YAML_DIR, all_components, write_component_yaml
     from distml.pipelines import COMPILED_DIR, all_pipelines
-    from distml.pipelines.runner import compile_all, stale_files
+    from distml.runs import compile_all, stale_files
 
     pipelines_dir = out_dir or COMPILED_DIR
     components_dir = out_dir / "components" if out_dir else YAML_DIR
@@ -83,7 +83,7 @@ def run_command(name: str, local_runner: bool, params: tuple[str, ...], out_dir:
     """Run pipeline NAME here, one subprocess per task, and list its outputs."""
     if not local_runner:
         raise click.UsageError("only --local is supported here; use `distml submit NAME --host URL` for a cluster")
-    from distml.pipelines.runner import run_local
+    from distml.runs import run_local
 
     arguments = _params(name, params)
     run = run_local(name, arguments, out_dir=out_dir, on_progress=_show_progress, echo_logs=verbose)
@@ -124,7 +124,7 @@ def submit_command(
     poll_s: float,
 ) -> None:
     """Start pipeline NAME on a Kubeflow Pipelines cluster and follow it to the end."""
-    from distml.pipelines.runner import submit
+    from distml.runs import submit
 
     arguments = _params(name, params)
     submission = submit(
@@ -148,7 +148,7 @@ def submit_command(
 @click.option("--namespace", default=None, help="Kubeflow profile namespace (multi-user Kubeflow).")
 def upload_command(name: str, host: str, version: str | None, namespace: str | None) -> None:
     """Upload pipeline NAME to Kubeflow Pipelines: a new pipeline, or a new version of it."""
-    from distml.pipelines.runner import upload
+    from distml.runs import upload
 
     result = upload(name, host, version, namespace=namespace)
     if result.created:

@@ -9,7 +9,7 @@ only a subset of ONNX: for a Model folder this backend runs ``model-eddl.onnx``,
 distml.inference.eddl_onnx (tf2onnx's ``model.onnx`` does not import into EDDL v1.1b).
 
 pyecvl and pyeddl need the ECVL/EDDL C++ libraries: ``make setup`` installs them from
-``../shared/ecvl`` where that build is beside the clone, elsewhere the docker/ecvl image has them;
+``../shared/ecvl`` where that build is beside the clone, elsewhere the images/ecvl image has them;
 without them ``unavailable_reason`` says so and the backend is skipped.
 """
 
@@ -153,7 +153,7 @@ class EcvlBackend(Backend):
         except ImportError as err:
             return (
                 f"pyecvl/pyeddl not importable ({err}); run `make setup` with ../shared/ecvl beside the clone, "
-                "or use the docker/ecvl image"
+                "or use the images/ecvl image"
             )
         return None
 
