@@ -47,6 +47,28 @@ def test_core_modules_import_no_kfp():
     assert result.returncode == 0, result.stderr[-2000:]
 
 
+PACKAGES = ("distml.data", "distml.training", "distml.inference", "distml.selection", "distml.serving")
+#: What a package import must not load: the runtimes only some commands need (seconds each).
+HEAVY = ("tensorflow", "onnxruntime", "kserve", "kubernetes", "pyecvl", "kfp")
+
+
+def test_package_exports_resolve_and_load_nothing_heavy():
+    result = run_python(
+        f"""
+        import importlib, sys
+        packages = [importlib.import_module(name) for name in {PACKAGES!r}]
+        loaded = sorted(name for name in {HEAVY!r} if name in sys.modules)
+        assert not loaded, f"importing the packages loaded {{loaded}}"
+        for package in packages:
+            assert package.__all__, package.__name__
+            for name in package.__all__:
+                getattr(package, name)
+                assert name in dir(package), (package.__name__, name)
+        """
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
 def test_kfp_local_runner_imports_from_the_repo_root_without_docker_py():
     """kfp.local's task dispatcher does `import docker` (kfp 2.17.0 kfp/local/task_dispatcher.py:22-28,
     ImportError caught) and reads `docker.DockerClient` at import (docker_task_handler.py:17,42): a

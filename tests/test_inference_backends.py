@@ -20,7 +20,7 @@ from distml.inference.backends import backend_classes
 from distml.inference.convert import keras_to_onnx
 from distml.inference.gather import gather_shards
 from distml.inference.metrics import binary_iou
-from distml.inference.runner import run_inference
+from distml.inference.shard import run_inference
 
 pytestmark = pytest.mark.slow
 

@@ -14,8 +14,8 @@ from kubernetes import client as k8s
 from werkzeug import Response
 
 from distml.errors import DistmlError
+from distml.ports import free_ports
 from distml.training.kubernetes import TFJobLauncher, TrainingFailed, launching_pod_owner
-from distml.training.local import free_ports
 from distml.training.spec import TrainingSpec
 
 NS, NAME = "team", "distml-cnn-0123456789"

@@ -156,7 +156,7 @@ def test_parallel_tasks_each_report_and_leave_logging_and_print_alone(tmp_path):
     root, print_before = logging.getLogger(), builtins.print
     handlers_before, level_before = list(root.handlers), root.level
     events = []
-    run = runs.run_local(tiny_fan_out, {}, out_dir=tmp_path, on_progress=events.append)
+    run = runs.run_pipeline_locally(tiny_fan_out, {}, out_dir=tmp_path, on_progress=events.append)
     assert [e.task for e in events if e.state == "SUCCEEDED"].count("measure") == 3
     # Each end was paired with its own start (same thread); an unpaired end would report 0 s.
     assert all(e.seconds > 0 for e in events if e.task == "measure" and e.state == "SUCCEEDED")
@@ -209,7 +209,7 @@ def test_parallel_iterations_of_one_task_get_their_own_durations(monkeypatch):
 def test_run_local_failure_names_the_task_and_keeps_the_log(tmp_path):
     events = []
     with pytest.raises(DistmlError, match=r"pipeline tiny failed: .*'measure'") as raised:
-        runs.run_local(tiny, {"strict": True}, out_dir=tmp_path, on_progress=events.append)
+        runs.run_pipeline_locally(tiny, {"strict": True}, out_dir=tmp_path, on_progress=events.append)
     (run_dir,) = tmp_path.iterdir()
     assert str(run_dir / "kfp-local.log") in str(raised.value)
     assert "ValueError: strict mode refuses to measure" in (run_dir / "kfp-local.log").read_text()

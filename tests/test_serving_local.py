@@ -191,7 +191,8 @@ def test_an_onnx_model_folder_carries_a_triton_repository_and_v2_urls_line_up(tr
 
     import onnx
 
-    from distml.serving.isvc import ServingSpec, build_inference_service, to_dict
+    from distml.kube import manifest as to_manifest
+    from distml.serving.isvc import ServingSpec, build_inference_service
 
     _, folder = trained
     repository = folder / "triton"
@@ -206,7 +207,7 @@ def test_an_onnx_model_folder_carries_a_triton_repository_and_v2_urls_line_up(tr
     assert f'{{ name: "{output_name}", data_type: TYPE_FP32, dims: [ -1, 10 ] }}' in config
 
     spec = ServingSpec(name="digits", storage_uri="pvc://models/run-1/model", model_format="onnx")
-    model = to_dict(build_inference_service(spec))["spec"]["predictor"]["model"]
+    model = to_manifest(build_inference_service(spec))["spec"]["predictor"]["model"]
     assert model["storageUri"] == "pvc://models/run-1/model/triton" and model["protocolVersion"] == "v2"
 
     x, _ = digits_data()
@@ -220,8 +221,8 @@ def test_an_onnx_model_folder_carries_a_triton_repository_and_v2_urls_line_up(tr
 
 
 def test_an_onnx_deploy_of_a_folder_without_a_triton_repository_is_refused(tmp_path):
+    from distml.serving.deploy_step import deploy_model
     from distml.serving.isvc import ServingSpec
-    from distml.serving.step import deploy_model
 
     (tmp_path / "model.json").write_text('{"architecture": "mlp", "input_shape": [8, 8, 1]}')
     with pytest.raises(DistmlError, match="no Triton repository"):

@@ -36,6 +36,21 @@ def api_client(context: str | None = None) -> Any:
     return client.ApiClient()
 
 
+def manifest(model: Any) -> dict[str, Any]:
+    """A Kubernetes SDK model (a TFJob, an InferenceService, ...) as the JSON the API server receives:
+    camelCase keys, no None fields (the kubernetes client's own serializer)."""
+    from kubernetes.client import ApiClient
+
+    return ApiClient().sanitize_for_serialization(model)
+
+
+def manifest_yaml(model: Any) -> str:
+    """The manifest of ``model`` as YAML, fields in the SDK's order (what ``--dry-run`` prints)."""
+    import yaml
+
+    return yaml.safe_dump(manifest(model), sort_keys=False)
+
+
 def current_namespace() -> str:
     """The pod's namespace in a cluster, else the kubeconfig context's, else ``default``."""
     if SERVICE_ACCOUNT_NAMESPACE.exists():

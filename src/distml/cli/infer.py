@@ -48,7 +48,7 @@ def infer(
 ) -> None:
     """Run MODEL over one split of a part file and write the shard's metrics."""
     from distml.data.dtd import read_dataset
-    from distml.inference.runner import run_inference
+    from distml.inference.shard import run_inference
 
     chosen = None if split == "all" and "all" not in (read_dataset(part_file).split or {}) else split
 

@@ -83,10 +83,10 @@ def run_command(name: str, local_runner: bool, params: tuple[str, ...], out_dir:
     """Run pipeline NAME here, one subprocess per task, and list its outputs."""
     if not local_runner:
         raise click.UsageError("only --local is supported here; use `distml submit NAME --host URL` for a cluster")
-    from distml.runs import run_local
+    from distml.runs import run_pipeline_locally
 
     arguments = _params(name, params)
-    run = run_local(name, arguments, out_dir=out_dir, on_progress=_show_progress, echo_logs=verbose)
+    run = run_pipeline_locally(name, arguments, out_dir=out_dir, on_progress=_show_progress, echo_logs=verbose)
     table = Table(title=f"{name}: outputs")
     table.add_column("task")
     table.add_column("output")

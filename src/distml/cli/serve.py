@@ -182,8 +182,9 @@ def deploy_command(
     if not storage_uri:
         raise click.UsageError("--target kserve needs --storage-uri")
     from distml import kube
+    from distml.kube import manifest_yaml
     from distml.serving import deploy
-    from distml.serving.isvc import ServingSpec, build_inference_service, to_yaml
+    from distml.serving.isvc import ServingSpec, build_inference_service
 
     spec = ServingSpec(
         name=name,
@@ -204,7 +205,7 @@ def deploy_command(
         service_account=service_account,
     )
     if dry_run:
-        click.echo(to_yaml(build_inference_service(spec)), nl=False)
+        click.echo(manifest_yaml(build_inference_service(spec)), nl=False)
         return
     api_client = kube.api_client()
     started = time.monotonic()

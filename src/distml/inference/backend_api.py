@@ -57,7 +57,7 @@ class Batch:
 
 
 @dataclass(frozen=True)
-class Selection:
+class ImageSelection:
     """The images of one split of a part file, and the task they imply."""
 
     dataset: Dataset
@@ -70,7 +70,7 @@ class Selection:
         return SEGMENTATION if self.dataset.is_segmentation else CLASSIFICATION
 
 
-def select_images(part_file: str | os.PathLike[str], split: str | None) -> Selection:
+def select_images(part_file: str | os.PathLike[str], split: str | None) -> ImageSelection:
     """Read a part file and pick a split (None: every image).
 
     The split may be empty: a part of a small dataset can hold no test image, and its shard
@@ -78,7 +78,7 @@ def select_images(part_file: str | os.PathLike[str], split: str | None) -> Selec
     """
     path = Path(part_file)
     dataset = read_dataset(path)
-    return Selection(dataset, path, split, dataset.indices(split))
+    return ImageSelection(dataset, path, split, dataset.indices(split))
 
 
 def resolve_model(model: str | os.PathLike[str], suffixes: tuple[str, ...] = (".onnx",)) -> Path:
@@ -218,11 +218,11 @@ class Backend(ABC):
         """What ran (model file, provider, device), for metrics.json."""
 
     @abstractmethod
-    def batches(self, selection: Selection, batch_size: int) -> Iterator[Batch]:
+    def batches(self, selection: ImageSelection, batch_size: int) -> Iterator[Batch]:
         """The batches of ``selection`` in its order, in the common layout (``Batch``)."""
 
 
-def read_batch(selection: Selection, chunk: list[int], spec: ModelInput) -> tuple[np.ndarray, list, list[str]]:
+def read_batch(selection: ImageSelection, chunk: list[int], spec: ModelInput) -> tuple[np.ndarray, list, list[str]]:
     """Images (N, H, W, C) of a chunk of image indices, their ground-truth paths or classes, locations."""
     dataset = selection.dataset
     images = np.empty((len(chunk), spec.height, spec.width, spec.channels), dtype=np.float32)
@@ -252,7 +252,7 @@ def finish_batch(
     images: np.ndarray,
     truths: list,
     outputs: np.ndarray,
-    selection: Selection,
+    selection: ImageSelection,
     *,
     where: str,
 ) -> Batch:

@@ -31,8 +31,8 @@ from distml.inference.backend_api import (
     ONNX_FILE,
     Backend,
     Batch,
+    ImageSelection,
     ModelInput,
-    Selection,
     classification_output,
     model_input_from_shape,
     resolve_model,
@@ -165,7 +165,7 @@ class EcvlBackend(Backend):
             "import_seconds": self.import_seconds,
         }
 
-    def batches(self, selection: Selection, batch_size: int) -> Iterator[Batch]:
+    def batches(self, selection: ImageSelection, batch_size: int) -> Iterator[Batch]:
         ecvl, eddl = deephealth_modules()
         spec = self.input
         splits = list(selection.dataset.split or {})
@@ -209,7 +209,7 @@ class EcvlBackend(Backend):
         finally:
             dataset.Stop()
 
-    def _batch(self, number, locations, images, truths, outputs, selection: Selection) -> Batch:
+    def _batch(self, number, locations, images, truths, outputs, selection: ImageSelection) -> Batch:
         where = str(self.model_path)
         if selection.task == SEGMENTATION:
             masks = segmentation_output(outputs, where=where)
@@ -225,7 +225,7 @@ class EcvlBackend(Backend):
         return Batch(number, locations, images, truths.argmax(axis=1).astype(np.int64), scores)
 
     @staticmethod
-    def _check_order(samples, locations: list[str], selection: Selection) -> None:
+    def _check_order(samples, locations: list[str], selection: ImageSelection) -> None:
         """ECVL must deliver the split in file order, or metrics per image would be misattributed."""
         for sample, location in zip(samples, locations, strict=True):
             if Path(sample.location_[0]).name != Path(location).name:

@@ -9,7 +9,7 @@ from distml.errors import DistmlError
 from distml.inference.backend_api import (
     Backend,
     Batch,
-    Selection,
+    ImageSelection,
     finish_batch,
     model_input_from_shape,
     read_batch,
@@ -54,7 +54,7 @@ class OnnxRuntimeBackend(Backend):
     def describe(self) -> dict[str, object]:
         return {"model": str(self.model_path), "provider": self.session.get_providers()[0]}
 
-    def batches(self, selection: Selection, batch_size: int) -> Iterator[Batch]:
+    def batches(self, selection: ImageSelection, batch_size: int) -> Iterator[Batch]:
         where_model = str(self.model_path)
         spec = self.input
         for number, start in enumerate(range(0, len(selection.indices), batch_size)):

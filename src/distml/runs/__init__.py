@@ -8,18 +8,18 @@ notebooks call these; they report progress through a callback instead of printin
 """
 
 from distml.runs.compiled import compile_all, compile_pipeline, stale_files
-from distml.runs.local_run import DEFAULT_RUNS_DIR, LocalRun, run_local
+from distml.runs.local_run import DEFAULT_RUNS_DIR, LocalRun, run_pipeline_locally
 from distml.runs.params import check_arguments, convert_param, parameter_kinds, parse_params
-from distml.runs.progress import ProgressCallback, TaskProgress
+from distml.runs.progress import TaskProgress, TaskProgressCallback
 from distml.runs.remote import FINAL_RUN_STATES, Submission, Upload, connect, submit, upload
 
 __all__ = [
     "DEFAULT_RUNS_DIR",
     "FINAL_RUN_STATES",
     "LocalRun",
-    "ProgressCallback",
     "Submission",
     "TaskProgress",
+    "TaskProgressCallback",
     "Upload",
     "check_arguments",
     "compile_all",
@@ -28,7 +28,7 @@ __all__ = [
     "convert_param",
     "parameter_kinds",
     "parse_params",
-    "run_local",
+    "run_pipeline_locally",
     "stale_files",
     "submit",
     "upload",

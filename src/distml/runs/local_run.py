@@ -26,7 +26,7 @@ from kfp.dsl.graph_component import GraphComponent
 from distml import pipelines as registry
 from distml.errors import DistmlError
 from distml.runs.params import check_arguments
-from distml.runs.progress import ProgressCallback, TaskProgress
+from distml.runs.progress import TaskProgress, TaskProgressCallback
 from distml.training.cancel import CANCEL_ENV, Cancelled, stop_descendants
 
 DEFAULT_RUNS_DIR = Path("distml-runs")
@@ -87,7 +87,7 @@ class _TaskLogWatcher(logging.Filter):
     _skipped = re.compile(r"^Skipping (?:conditional )?task (?P<task>\S+)")
     _states: ClassVar[dict[str, str]] = {"SUCCESS": "SUCCEEDED", "FAILURE": "FAILED"}
 
-    def __init__(self, started: float, report: ProgressCallback, output: _Tee | None = None) -> None:
+    def __init__(self, started: float, report: TaskProgressCallback, output: _Tee | None = None) -> None:
         super().__init__()
         self._run_started = started
         self._report = report
@@ -284,12 +284,12 @@ def _tasks_stopped_on_interrupt(what: str) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def run_local(
+def run_pipeline_locally(
     pipeline: str | GraphComponent,
     params: Mapping[str, Any] | None = None,
     *,
     out_dir: Path = DEFAULT_RUNS_DIR,
-    on_progress: ProgressCallback | None = None,
+    on_progress: TaskProgressCallback | None = None,
     echo_logs: bool = False,
 ) -> LocalRun:
     """Run a pipeline (by registry name, or a pipeline function) on KFP's local subprocess runner.

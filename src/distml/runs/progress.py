@@ -16,4 +16,4 @@ class TaskProgress:
     seconds: float | None = None  # the task's own duration, once it finished
 
 
-ProgressCallback = Callable[[TaskProgress], None]
+TaskProgressCallback = Callable[[TaskProgress], None]

@@ -27,7 +27,7 @@ from distml import pipelines as registry
 from distml.errors import DistmlError
 from distml.runs.compiled import compile_pipeline
 from distml.runs.params import check_arguments
-from distml.runs.progress import ProgressCallback, TaskProgress
+from distml.runs.progress import TaskProgress, TaskProgressCallback
 
 FINAL_RUN_STATES = frozenset({"SUCCEEDED", "FAILED", "SKIPPED", "CANCELED"})
 PROBE_TIMEOUT_S = 5.0
@@ -156,7 +156,7 @@ def submit(
     wait: bool = True,
     timeout_s: float | None = None,
     poll_s: float = 10.0,
-    on_progress: ProgressCallback | None = None,
+    on_progress: TaskProgressCallback | None = None,
 ) -> Submission:
     """Compile NAME afresh (so DISTML_IMAGE applies), start a run in EXPERIMENT, and follow it.
 
@@ -193,7 +193,7 @@ def _follow(
     *,
     timeout_s: float | None,
     poll_s: float,
-    on_progress: ProgressCallback | None,
+    on_progress: TaskProgressCallback | None,
 ) -> None:
     started = time.monotonic()
     seen: dict[str, str] = {}

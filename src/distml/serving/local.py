@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from distml.errors import DistmlError
+from distml.ports import free_ports
 from distml.training.model_folder import KERAS_FILE, ONNX_FILE, read_model_info, triton_model_name
 
 #: Largest batch one request may carry (bounds the server's memory per request).
@@ -266,13 +266,6 @@ def run_server(
     asyncio.run(rest.start())
 
 
-def free_port() -> int:
-    """A TCP port free on loopback right now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class LocalServer:
     """The model server in a child process; a context manager that always stops it."""
 
@@ -290,7 +283,7 @@ class LocalServer:
         self.name = name
         self.host = host
         self.max_request_bytes = max_request_bytes
-        self.port = port or free_port()
+        self.port = port or free_ports(1)[0]
         self.url = f"http://{_client_address(host)}:{self.port}"
         self._process: subprocess.Popen[bytes] | None = None
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 - the child's output, closed in __exit__

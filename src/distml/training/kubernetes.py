@@ -37,7 +37,6 @@ from distml.training.tfjob import (
     REPLICA_INDEX_LABEL,
     REPLICA_TYPE_LABEL,
     build_tfjob,
-    to_dict,
 )
 
 GROUP, VERSION, PLURAL = "kubeflow.org", "v1", "tfjobs"
@@ -137,7 +136,7 @@ class TFJobLauncher:
         from kubernetes.client.exceptions import ApiException
 
         try:
-            self.custom.create_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, to_dict(job))
+            self.custom.create_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, kube.manifest(job))
         except ApiException as err:
             if err.status == 409:  # created meanwhile by an earlier attempt of this run
                 self.progress(f"tfjob {name}: already exists, re-attaching")

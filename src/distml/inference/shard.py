@@ -31,8 +31,8 @@ from distml.inference.metrics import SEGMENTATION, THRESHOLD, ClassificationMetr
 from distml.staging import staged_folder
 
 METRICS_FILE = "metrics.json"
-#: Progress callback: (batch number, number of batches, batch metrics, seconds since start).
-Progress = Callable[[int, int, dict[str, Any], float], None]
+#: Progress of a shard, called after each batch: (batch number, number of batches, batch metrics, seconds since start).
+BatchProgress = Callable[[int, int, dict[str, Any], float], None]
 
 
 def run_inference(
@@ -45,7 +45,7 @@ def run_inference(
     batch_size: int = 8,
     save_images: bool = False,
     threads: int = 0,
-    progress: Progress | None = None,
+    progress: BatchProgress | None = None,
     allow_roots: Iterable[str | os.PathLike[str]] = (),
 ) -> dict[str, Any]:
     """Infer one split of a part file; write ``out_dir`` (metrics.json, images); return the metrics.
