@@ -92,6 +92,7 @@ def test_refused_patch_keeps_the_serving_model(httpserver, api):
     message = str(caught.value)
     assert "patch InferenceService ml/digits refused: HTTP 422 Invalid" in message and "denied the request" in message
     assert "was serving is unchanged" in message
+    assert caught.value.__cause__.status == 422  # the API's answer stays the cause, for --debug
     assert methods(httpserver) == ["GET", "PATCH"]
 
 

@@ -112,12 +112,15 @@ def test_bad_params_are_named(item, message):
 
 
 def test_cli_rejects_unknown_param_and_pipeline(tiny_registry, tmp_path):
+    """Bad option values and arguments are usage errors (exit 2), as click's own."""
     result = invoke("run", "tiny", "--local", "--param", "epochs=3", "--out", tmp_path)
-    assert result.exit_code == 1
-    assert "error: --param epochs: tiny has no parameter 'epochs'" in result.output
+    assert result.exit_code == 2
+    assert "Invalid value for '--param epochs': tiny has no parameter 'epochs'" in result.output
     assert "Parameters: repeat, scale, strict, tags, text" in result.output
+    assert invoke("run", "tiny", "--local", "--param", "repeat=many", "--out", tmp_path).exit_code == 2
+    assert invoke("submit", "tiny", "--host", "http://127.0.0.1:9", "--param", "nope=1").exit_code == 2
     result = invoke("run", "nope", "--local", "--out", tmp_path)
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "unknown pipeline 'nope'. Known pipelines: tiny" in result.output
     assert invoke("run", "tiny", "--out", tmp_path).exit_code == 2  # --local is required
     assert not any(tmp_path.iterdir())
@@ -401,8 +404,8 @@ def test_server_errors_carry_the_servers_message(tiny_registry, kfp_api):
 
 def test_host_must_be_an_url(tiny_registry):
     result = invoke("upload", "tiny", "--host", "kfp.example.com")
-    assert result.exit_code == 1
-    assert "--host: 'kfp.example.com' is not an http(s) URL" in result.output
+    assert result.exit_code == 2
+    assert "Invalid value for '--host': 'kfp.example.com' is not an http(s) URL" in result.output
 
 
 @pytest.mark.parametrize("command", ["submit", "upload"])

@@ -149,7 +149,7 @@ def test_cli_dry_run_prints_the_manifest_and_calls_no_api(schema, monkeypatch, t
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-such-kubeconfig"))
     args = ["deploy", "--target", "kserve", "--name", "digits", "--storage-uri", "s3://bucket/best"]
     no_account = CliRunner().invoke(main, [*args, "--dry-run"])
-    assert no_account.exit_code == 1 and "no service account gives the predictor its keys" in no_account.output
+    assert no_account.exit_code == 2 and "no service account gives the predictor its keys" in no_account.output
     args += [
         "--service-account",
         "distml-serving",

@@ -132,7 +132,8 @@ def test_cli_dry_run_prints_a_valid_tfjob_and_calls_no_api(schema):
 
 
 def test_cli_refuses_cluster_options_with_the_local_launcher():
-    result = CliRunner().invoke(main, ["train", "--model", "mlp", "--data", "x", "--out", "o", "--dry-run"])
+    args = ["train", "--model", "mlp", "--data", "sklearn:digits", "--out", "o", "--dry-run"]
+    result = CliRunner().invoke(main, args)
     assert result.exit_code == 2 and "need --launcher kubernetes" in result.output
 
 

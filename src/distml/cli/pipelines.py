@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from rich.table import Table
 
+from distml.cli.options import option_errors
 from distml.cli.output import make_console
 from distml.errors import DistmlError
 
@@ -30,10 +31,23 @@ def _show_progress(progress: TaskProgress) -> None:
 
 
 def _params(name: str, items: tuple[str, ...]) -> dict[str, Any]:
+    """NAME's arguments from ``--param`` items, checked (names, types, required ones, tolerations): exit 2 if bad."""
     from distml.pipelines import get_pipeline
-    from distml.runs import parse_params
+    from distml.runs import check_arguments, parse_params
 
-    return parse_params(get_pipeline(name), items)
+    with option_errors():
+        pipeline = get_pipeline(name)
+        arguments = parse_params(pipeline, items)
+        check_arguments(pipeline, arguments)
+    return arguments
+
+
+def _host_callback(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    """An --host that is no http(s) URL is a usage error; one that does not answer is found later (exit 1)."""
+    from distml.runs.remote import check_api_url
+
+    with option_errors():
+        return check_api_url(value)
 
 
 @click.command("compile")
@@ -102,7 +116,7 @@ def run_command(name: str, local_runner: bool, params: tuple[str, ...], out_dir:
 
 @click.command("submit")
 @click.argument("name")
-@click.option("--host", required=True, envvar="KF_PIPELINES_ENDPOINT", help=_HOST_HELP)
+@click.option("--host", required=True, envvar="KF_PIPELINES_ENDPOINT", callback=_host_callback, help=_HOST_HELP)
 @click.option("--experiment", default="Default", show_default=True, help="Experiment to file the run under.")
 @click.option("--namespace", default=None, help="Kubeflow profile namespace (multi-user Kubeflow).")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help=_PARAM_HELP)
@@ -143,12 +157,16 @@ def submit_command(
 
 @click.command("upload")
 @click.argument("name")
-@click.option("--host", required=True, envvar="KF_PIPELINES_ENDPOINT", help=_HOST_HELP)
+@click.option("--host", required=True, envvar="KF_PIPELINES_ENDPOINT", callback=_host_callback, help=_HOST_HELP)
 @click.option("--version", default=None, help="Name of the new version when NAME exists [package version + time].")
 @click.option("--namespace", default=None, help="Kubeflow profile namespace (multi-user Kubeflow).")
 def upload_command(name: str, host: str, version: str | None, namespace: str | None) -> None:
     """Upload pipeline NAME to Kubeflow Pipelines: a new pipeline, or a new version of it."""
+    from distml.pipelines import get_pipeline
     from distml.runs import upload
+
+    with option_errors():
+        get_pipeline(name)
 
     result = upload(name, host, version, namespace=namespace)
     if result.created:

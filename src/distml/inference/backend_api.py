@@ -163,7 +163,7 @@ def _open(path: Path, where: str) -> PILImage.Image:
             f"image file not found: {path}", where=where, hint="Fix the path or restore the file."
         ) from None
     except (UnidentifiedImageError, OSError) as err:
-        raise DistmlError(f"cannot read image {path} ({err.__class__.__name__})", where=where) from None
+        raise DistmlError(f"cannot read image {path} ({err.__class__.__name__})", where=where) from err
     return picture
 
 

@@ -109,7 +109,7 @@ class EcvlBackend(Backend):
                 where=str(self.model_path),
                 hint=f"Export with distml.inference.eddl_onnx ({EDDL_ONNX_FILE} in a model folder); "
                 "tf2onnx's model.onnx is for ONNX Runtime.",
-            ) from None
+            ) from err
         device = eddl.CS_GPU() if self.gpu else eddl.CS_CPU(threads or -1)
         # init_weights False: keep the imported weights (True would draw new ones), unless a .bin brings them.
         eddl.build(self.net, eddl.sgd(0.0), ["mse"], ["mse"], device, self.weights is not None)

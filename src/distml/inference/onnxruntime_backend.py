@@ -37,7 +37,7 @@ class OnnxRuntimeBackend(Backend):
             self.session = ort.InferenceSession(str(self.model_path), sess_options=options, providers=providers)
         except Exception as err:  # onnxruntime raises its own untyped errors for bad files
             first_line = str(err).strip().splitlines()[0] if str(err).strip() else err.__class__.__name__
-            raise DistmlError(f"cannot load the ONNX model: {first_line}", where=str(self.model_path)) from None
+            raise DistmlError(f"cannot load the ONNX model: {first_line}", where=str(self.model_path)) from err
         inputs = self.session.get_inputs()
         if len(inputs) != 1:
             raise DistmlError(f"model has {len(inputs)} inputs; an image model has one", where=str(self.model_path))

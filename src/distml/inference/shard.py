@@ -125,7 +125,7 @@ def infer_part_step(
     try:
         asked = int(gpus or 0)
     except ValueError:
-        raise DistmlError(f"gpus {gpus!r} is not a whole number", where=part) from None
+        raise DistmlError(f"gpus {gpus!r} is not a whole number", where=part) from None  # int()'s words: the same
     result = run_inference(
         backend,
         model_dir,
@@ -212,7 +212,7 @@ def read_shard_metrics(folder: str | os.PathLike[str]) -> dict[str, Any]:
             hint="Re-run the inference of this part, or leave the folder out.",
         ) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DistmlError(f"{METRICS_FILE} is not valid JSON ({err})", where=str(path)) from None
+        raise DistmlError(f"{METRICS_FILE} is not valid JSON ({err})", where=str(path)) from err
     _check_counts(metrics, str(path))
     return metrics
 

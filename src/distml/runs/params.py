@@ -58,7 +58,7 @@ def convert_param(pipeline: GraphComponent, key: str, text: str) -> Any:
             return value
     except ValueError:
         example = {"int": "3", "float": "0.5", "bool": "true", "list": "[1, 2]", "dict": '{"a": 1}'}[kind]
-        raise DistmlError(
+        raise DistmlError(  # from None: the ValueError only repeats TEXT
             f"{text!r} is not a valid {kind}", where=where, hint=f"Give a {kind}, e.g. {key}={example}"
         ) from None
     return text

@@ -37,13 +37,18 @@ PROBE_TIMEOUT_S = 5.0
 MIN_KFP_BACKEND = (2, 14, 0)
 
 
-def _check_host(host: str) -> str:
-    """Fail fast on a host that does not answer as a KFP 2.x API, naming it and what to check."""
+def check_api_url(host: str) -> str:
+    """HOST if it is an http(s) URL (without its trailing slash), else an error that shows the form."""
     if not re.match(r"^https?://[^/\s]+", host):
         raise DistmlError(
             f"{_redacted(host)!r} is not an http(s) URL", where="--host", hint="Write e.g. --host http://localhost:8080"
         )
-    host = host.rstrip("/")
+    return host.rstrip("/")
+
+
+def _check_host(host: str) -> str:
+    """Fail fast on a host that does not answer as a KFP 2.x API, naming it and what to check."""
+    host = check_api_url(host)
     shown = _redacted(host)
     url = f"{host}/apis/v2beta1/healthz"
     reach_hint = (
@@ -58,20 +63,20 @@ def _check_host(host: str) -> str:
             hint = "The API needs credentials: use a port-forward to ml-pipeline-ui, or run inside the cluster"
         else:
             hint = "Point --host at the Kubeflow Pipelines 2.x API (the ml-pipeline-ui service or the Kubeflow gateway)"
-        raise DistmlError(f"{_redacted(url)} answered HTTP {err.code} {err.reason}", where=shown, hint=hint) from None
+        raise DistmlError(f"{_redacted(url)} answered HTTP {err.code} {err.reason}", where=shown, hint=hint) from err
     except OSError as err:  # URLError, refused, DNS, timeout
         reason = getattr(err, "reason", err)
         raise DistmlError(
             f"cannot reach Kubeflow Pipelines at {shown}: {reason}", where="--host", hint=reach_hint
-        ) from None
+        ) from err
     try:
         health = json.loads(body)
-    except ValueError:
+    except ValueError as err:
         raise DistmlError(
             f"{_redacted(url)} did not answer with JSON (a login page or another service?)",
             where=shown,
             hint="Point --host at the Kubeflow Pipelines 2.x API; behind a login, use a port-forward to ml-pipeline-ui",
-        ) from None
+        ) from err
     check_backend_version(health.get("tag_name") if isinstance(health, dict) else None, shown)
     return host
 
@@ -122,13 +127,13 @@ def _api_errors(host: str, action: str) -> Iterator[None]:
         with contextlib.suppress(ValueError, TypeError):
             body = json.loads(err.body or "")
             message = body.get("message") or body.get("error_message") or message
-        raise DistmlError(f"{action} failed: HTTP {err.status}: {message}", where=host) from None
+        raise DistmlError(f"{action} failed: HTTP {err.status}: {message}", where=host) from err
     except urllib3.exceptions.HTTPError as err:
         raise DistmlError(
             f"{action} failed: lost the connection ({err})",
             where=host,
             hint="Check that the KFP API is still reachable",
-        ) from None
+        ) from err
 
 
 def _compiled(name: str, folder: str) -> tuple[GraphComponent, Path]:

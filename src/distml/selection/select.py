@@ -116,7 +116,7 @@ def _read(folder: Path) -> dict[str, Any]:
             f"no {METRICS_FILE}", where=str(folder), hint="Give Model folders written by training."
         ) from None
     except json.JSONDecodeError as err:
-        raise DistmlError(f"not valid JSON: {err}", where=str(path)) from None
+        raise DistmlError(f"not valid JSON: {err}", where=str(path)) from err
     if not isinstance(metrics, dict):
         raise DistmlError("must hold a JSON object", where=str(path))
     return metrics

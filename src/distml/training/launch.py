@@ -291,7 +291,7 @@ def _check_output_folder(out: Path) -> None:
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise DistmlError(f"cannot create the model folder's parent ({err.strerror})", where=str(out.parent)) from None
+        raise DistmlError(f"cannot create the model folder's parent ({err.strerror})", where=str(out.parent)) from err
 
 
 def _stage_copy(source: Path, target: Path) -> None:

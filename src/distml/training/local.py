@@ -123,6 +123,7 @@ def _wait(
         try:
             name = exits.get(timeout=None if deadline is None else max(0.0, deadline - time.monotonic()))
         except queue.Empty:
+            # from None: queue.Empty says no more than the message
             raise DistmlError(f"training did not finish within {timeout:.0f} s; the workers were stopped") from None
         running.discard(name)
         code = processes[name].returncode
