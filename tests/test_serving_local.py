@@ -127,6 +127,20 @@ def test_v2_infer_good_and_bad(trained, server):
     assert status == 400 and "instances have shape [2, 64], the model takes [N, 8, 8, 1]" in body["error"]
 
 
+@pytest.mark.slow
+def test_v2_model_metadata_names_the_input_and_output_tensors(trained, server):
+    """GET /v2/models/NAME, as KServe's dataplane answers it from the model's get_input_types and
+    get_output_types: the ONNX graph's tensor names, FP32, any batch size."""
+    import onnx
+
+    graph = onnx.load(str(trained[1] / "model.onnx")).graph
+    status, body = http_json("GET", f"{server.url}/v2/models/{NAME}")
+    assert status == 200, body
+    assert body["name"] == NAME
+    assert body["inputs"] == [{"name": graph.input[0].name, "datatype": "FP32", "shape": [-1, 8, 8, 1]}]
+    assert body["outputs"] == [{"name": graph.output[0].name, "datatype": "FP32", "shape": [-1, 10]}]
+
+
 def _port_is_free(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) != 0
