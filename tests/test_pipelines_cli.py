@@ -423,3 +423,51 @@ def test_a_backend_older_than_2_14_is_refused_before_anything_is_sent(tiny_regis
 def test_a_recent_or_untagged_backend_is_accepted(tiny_registry, httpserver, tag):
     kfp_api_double.serve_single_user(httpserver, tag_name=tag)
     assert runs.connect(httpserver.url_for("/")) is not None
+
+
+# --- what the local runner ignores ----------------------------------------------------------
+
+NOISY_PIPELINE = '''
+import sys
+
+from kfp import dsl
+
+import distml.pipelines
+from distml.cli import main
+
+
+@dsl.component(base_image="ghcr.io/example/tool:1", install_kfp_package=False)
+def square(x: int) -> int:
+    return x * x
+
+
+@dsl.pipeline(name="noisy")
+def noisy():
+    with dsl.ParallelFor([1, 2, 3, 4]) as x:
+        square(x=x).set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(1)
+
+
+distml.pipelines.all_pipelines = lambda: {"noisy": noisy}
+sys.exit(main(["run", "noisy", "--local", "--out", sys.argv[1]]))
+'''
+
+
+def test_run_says_once_what_the_local_runner_ignores(tmp_path):
+    """KFP warns per task about the non-Python image and the accelerator; `distml run` says each once."""
+    script = tmp_path / "noisy.py"
+    script.write_text(NOISY_PIPELINE)
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONWARNINGS"}
+    result = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "runs")], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    notes = [line for line in output.splitlines() if line.startswith("note: ")]
+    assert sorted(notes) == [  # in the order the runner met them
+        "note: KFP's local runner ignores the tasks' accelerator settings (they apply on a cluster)",
+        "note: KFP's local runner runs every task in this Python environment, not in its container image",
+    ]
+    assert "Warning" not in output and "have no effect" not in output and "warnings.warn" not in output
+    assert output.count("square: SUCCEEDED") == 4  # the progress, one line per task
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert json.loads((run_dir / "run.json").read_text())["notes"] == [note.removeprefix("note: ") for note in notes]

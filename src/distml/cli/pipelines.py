@@ -30,6 +30,10 @@ def _show_progress(progress: TaskProgress) -> None:
     progress_console.print(f"[{progress.elapsed_s:7.1f}s] {progress.task}: {progress.state}{took}", highlight=False)
 
 
+def _show_note(text: str) -> None:
+    progress_console.print(f"note: {text}", highlight=False, markup=False)
+
+
 def _params(name: str, items: tuple[str, ...]) -> dict[str, Any]:
     """NAME's arguments from ``--param`` items, checked (names, types, required ones, tolerations): exit 2 if bad."""
     from distml.pipelines import get_pipeline
@@ -100,7 +104,9 @@ def run_command(name: str, local_runner: bool, params: tuple[str, ...], out_dir:
     from distml.runs import run_pipeline_locally
 
     arguments = _params(name, params)
-    run = run_pipeline_locally(name, arguments, out_dir=out_dir, on_progress=_show_progress, echo_logs=verbose)
+    run = run_pipeline_locally(
+        name, arguments, out_dir=out_dir, on_progress=_show_progress, on_note=_show_note, echo_logs=verbose
+    )
     table = Table(title=f"{name}: outputs")
     table.add_column("task")
     table.add_column("output")

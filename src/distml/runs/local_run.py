@@ -13,8 +13,9 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,6 +54,7 @@ class LocalRun:
     outputs: dict[str, Any] = field(default_factory=dict)  # the pipeline's own outputs; artifacts as paths
     task_outputs: dict[str, dict[str, Any]] = field(default_factory=dict)  # task path -> output -> value or path
     tasks: list[TaskProgress] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what KFP's local runner ignored, each said once
     error: str | None = None
 
     def write_summary(self) -> Path:
@@ -188,6 +190,56 @@ class _Tee(io.TextIOBase):
         self._terminal.flush()
 
 
+#: KFP's local runner warns for every task (kfp 2.17.0 kfp/local/subprocess_task_handler.py:79-84, the
+#: image; kfp/local/orchestrator/task_executor.py:34-68, pod settings): what it says is about the runner.
+_NOT_IN_IMAGE = re.compile(r"custom or non-Python base image")
+_IGNORED_SETTINGS = re.compile(r"settings \[(?P<settings>[^\]]*)\] have no effect in the current local runner")
+_RUNNER_WARNINGS = (r".*custom or non-Python base image", r"Task .* have no effect in the current local runner")
+
+
+class _RunnerNotes:
+    """Says once what KFP's local runner ignores, instead of its warning per task (dozens in a
+    ParallelFor, between the progress lines); every other warning is shown as before."""
+
+    def __init__(self, say: Callable[[str], None], show_other: Callable[..., None]) -> None:
+        self._say = say
+        self._show_other = show_other
+        self._lock = threading.Lock()
+        self.said: list[str] = []
+        self._settings: set[str] = set()
+
+    def showwarning(self, message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        text = str(message)
+        with self._lock:
+            if _NOT_IN_IMAGE.search(text):
+                note = "KFP's local runner runs every task in this Python environment, not in its container image"
+                if note in self.said:
+                    return
+            elif settings := _IGNORED_SETTINGS.search(text):
+                new = [name.strip(" '\"") for name in settings["settings"].split(",")]
+                new = [name for name in new if name and name not in self._settings]
+                if not new:
+                    return
+                self._settings.update(new)
+                note = f"KFP's local runner ignores the tasks' {', '.join(new)} settings (they apply on a cluster)"
+            else:
+                self._show_other(message, category, *args, **kwargs)
+                return
+            self.said.append(note)
+        self._say(note)
+
+
+@contextlib.contextmanager
+def _runner_notes(say: Callable[[str], None]) -> Iterator[_RunnerNotes]:
+    """Route the local runner's per-task warnings through one _RunnerNotes (from every thread) for the block."""
+    with warnings.catch_warnings():
+        for pattern in _RUNNER_WARNINGS:  # each one reaches the notes, whatever filters were set before
+            warnings.filterwarnings("always", message=pattern)
+        notes = _RunnerNotes(say, warnings.showwarning)
+        warnings.showwarning = notes.showwarning
+        yield notes
+
+
 def _failure_summary(kfp_message: str, failures: Mapping[str, str]) -> str:
     """KFP's message plus the task that failed first and the error its output ended with.
 
@@ -290,13 +342,16 @@ def run_pipeline_locally(
     *,
     out_dir: Path = DEFAULT_RUNS_DIR,
     on_progress: TaskProgressCallback | None = None,
+    on_note: Callable[[str], None] | None = None,
     echo_logs: bool = False,
 ) -> LocalRun:
     """Run a pipeline (by registry name, or a pipeline function) on KFP's local subprocess runner.
 
     Each run gets its own folder under OUT_DIR: KFP's task folders, ``kfp-local.log`` (every
     task's own output; also shown on stdout with ECHO_LOGS) and ``run.json`` (summary). A
-    failed task raises DistmlError naming it and the log; run.json then says FAILED.
+    failed task raises DistmlError naming it and the log; run.json then says FAILED. What the
+    local runner ignores (the container image, accelerator settings) goes to ON_NOTE once, not
+    as a warning per task.
     """
     component = registry.get_pipeline(pipeline) if isinstance(pipeline, str) else pipeline
     name = pipeline if isinstance(pipeline, str) else component.name
@@ -316,6 +371,13 @@ def run_pipeline_locally(
                 with stdout.to_terminal():
                     on_progress(progress)
 
+        def note(text: str) -> None:
+            run.notes.append(text)
+            stdout.write(f"note: {text}\n")  # into the log
+            if on_note is not None:
+                with stdout.to_terminal():
+                    on_note(text)
+
         watcher = _TaskLogWatcher(started, report, output=stdout)
         root_logger.addFilter(watcher)
         original_level, original_handlers, original_print = root_logger.level, root_logger.handlers, builtins.print
@@ -325,7 +387,11 @@ def run_pipeline_locally(
         root_logger.setLevel(min(original_level or logging.INFO, logging.INFO))
         try:
             report(TaskProgress("run", "RUNNING", 0.0))
-            with contextlib.redirect_stdout(stdout), _tasks_stopped_on_interrupt(f"the local run of {name}"):
+            with (
+                contextlib.redirect_stdout(stdout),
+                _runner_notes(note),
+                _tasks_stopped_on_interrupt(f"the local run of {name}"),
+            ):
                 local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(run_dir / "tasks"))
                 task = component(**arguments)
             run.state = "SUCCEEDED"

@@ -26,7 +26,7 @@ def _kind(type_name: str) -> str:
 
 def parameter_kinds(pipeline: GraphComponent) -> dict[str, str]:
     """Each pipeline parameter with its Python kind: int, float, bool, str, list, dict or artifact."""
-    return {name: _kind(str(spec.type)) for name, spec in pipeline.component_spec.inputs.items()}
+    return {name: _kind(str(spec.type)) for name, spec in (pipeline.component_spec.inputs or {}).items()}
 
 
 def convert_param(pipeline: GraphComponent, key: str, text: str) -> Any:
@@ -81,7 +81,7 @@ def check_arguments(pipeline: GraphComponent, arguments: Mapping[str, Any]) -> N
     A ``*tolerations`` list reaches KFP task pods unchecked (kfp.kubernetes passes it to the pod as
     it is), so it is checked here by the rules the train and deploy steps apply (distml.tolerations).
     """
-    specs = pipeline.component_spec.inputs
+    specs = pipeline.component_spec.inputs or {}  # None for a pipeline without parameters
     unknown = sorted(set(arguments) - set(specs))
     if unknown:
         raise DistmlError(
