@@ -33,7 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from distml.serving.local import LocalServer, Predictor, free_port, http_json, read_model_info
+from distml.ports import free_ports
+from distml.serving.local import LocalServer, Predictor, http_json, read_model_info
 
 
 def make_model(root: Path) -> Path:
@@ -133,7 +134,7 @@ class EchoServer:
     name = "echo"
 
     def __enter__(self) -> EchoServer:
-        self.port = free_port()
+        self.port = free_ports(1)[0]
         self._process = subprocess.Popen([sys.executable, "-c", ECHO, str(self.port)], stdout=subprocess.DEVNULL,
                                          stderr=subprocess.DEVNULL)  # fmt: skip
         deadline = time.monotonic() + 60

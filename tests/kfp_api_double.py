@@ -3,7 +3,7 @@
 `kfp.Client(host=server.url_for("/"))` makes the same calls against it as against a real KFP 2.x
 server (healthz, experiments, pipelines and their versions, uploads, runs); these helpers teach
 the server to answer them as the v2beta1 API does. Used by test_pipelines_cli.py (the CLI and
-distml.pipelines.runner) and test_notebooks.py (the cluster notebook, whose kernel reaches the
+distml.runs) and test_notebooks.py (the cluster notebook, whose kernel reaches the
 double over HTTP like any client).
 """
 

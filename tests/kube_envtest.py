@@ -20,7 +20,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -31,6 +30,8 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from distml.ports import free_ports
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SCRIPT = REPO.parent / "shared" / "envtest" / "start-apiserver.sh"
@@ -98,7 +99,7 @@ def _own_control_plane(apiserver: str, etcd: str) -> Iterator[ControlPlane]:
         pki = _make_pki(workdir / "pki")
         admin_token = secrets.token_hex(16)
         (pki / "tokens.csv").write_text(f'{admin_token},admin,uid-admin,"system:masters"\n')
-        etcd_port, peer_port, api_port = _free_ports(3)
+        etcd_port, peer_port, api_port = free_ports(3)
         etcd_url, peer_url = f"http://127.0.0.1:{etcd_port}", f"http://127.0.0.1:{peer_port}"
         etcd_args = [etcd, "--name=envtest", f"--data-dir={workdir / 'etcd'}"]
         etcd_args += [f"--listen-client-urls={etcd_url}", f"--advertise-client-urls={etcd_url}"]
@@ -208,17 +209,6 @@ def _make_pki(folder: Path) -> Path:
 def _spawn(args: list[str], log: Path) -> subprocess.Popen:
     with open(log, "wb") as out:
         return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-
-
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def _wait_ready(plane: ControlPlane, processes: list[subprocess.Popen], workdir: Path) -> None:

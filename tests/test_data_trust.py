@@ -21,7 +21,7 @@ from distml.data.split import split_dataset, write_parts
 from distml.data.synth import synth_lesions
 from distml.errors import DatasetError, DistmlError
 from distml.inference.cleanup import remove_parts
-from distml.inference.runner import run_inference
+from distml.inference.shard import run_inference
 
 
 def run(*args):

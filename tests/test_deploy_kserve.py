@@ -14,8 +14,9 @@ from werkzeug import Response
 from distml.cli import main
 from distml.cli.options import parse_toleration
 from distml.errors import DistmlError
+from distml.kube import manifest as to_manifest
 from distml.serving.deploy import deploy_inference_service, spec_patch
-from distml.serving.isvc import ServingSpec, build_inference_service, to_dict
+from distml.serving.isvc import ServingSpec, build_inference_service
 
 NS, NAME = "ml", "digits"
 ITEM = f"/apis/serving.kserve.io/v1beta1/namespaces/{NS}/inferenceservices/{NAME}"
@@ -30,7 +31,7 @@ def isvc(**changes):
 
 def live(desired, generation, observed=None, ready=None, **status):
     """The object as the API server returns it: webhook defaults added, metadata and status filled in."""
-    body = to_dict(desired) if not isinstance(desired, dict) else copy.deepcopy(desired)
+    body = to_manifest(desired) if not isinstance(desired, dict) else copy.deepcopy(desired)
     body["metadata"].update({"generation": generation, "resourceVersion": str(100 + generation), "uid": "u1"})
     body["spec"]["predictor"]["model"]["runtime"] = "kserve-tensorflow-serving"  # a default KServe fills in
     conditions = []
@@ -91,11 +92,12 @@ def test_refused_patch_keeps_the_serving_model(httpserver, api):
     message = str(caught.value)
     assert "patch InferenceService ml/digits refused: HTTP 422 Invalid" in message and "denied the request" in message
     assert "was serving is unchanged" in message
+    assert caught.value.__cause__.status == 422  # the API's answer stays the cause, for --debug
     assert methods(httpserver) == ["GET", "PATCH"]
 
 
 def test_spec_patch_keeps_server_defaults_and_replaces_lists_whole():
-    desired = to_dict(isvc(tolerations=[parse_toleration("a:NoSchedule")]))
+    desired = to_manifest(isvc(tolerations=[parse_toleration("a:NoSchedule")]))
     current = live(isvc(tolerations=[parse_toleration("a:NoSchedule"), parse_toleration("b:NoSchedule")]), 1)
     patch = spec_patch(current, desired)
     assert patch == {

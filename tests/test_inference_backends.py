@@ -20,7 +20,7 @@ from distml.inference.backends import backend_classes
 from distml.inference.convert import keras_to_onnx
 from distml.inference.gather import gather_shards
 from distml.inference.metrics import binary_iou
-from distml.inference.runner import run_inference
+from distml.inference.shard import run_inference
 
 pytestmark = pytest.mark.slow
 
@@ -389,7 +389,7 @@ def test_ecvl_backend_explains_why_it_is_absent():
     reason = backend_classes()["ecvl"].unavailable_reason()
     if reason is None:
         pytest.skip("pyecvl is importable here: the contract test above ran the ecvl backend")
-    assert "../shared/ecvl" in reason and "docker/ecvl" in reason
+    assert "../shared/ecvl" in reason and "images/ecvl" in reason
 
 
 def test_copied_shard_folder_keeps_its_metrics(models, lesions, tmp_path):

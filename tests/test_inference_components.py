@@ -10,7 +10,7 @@ import json
 import pytest
 from test_inference_models import LESION_SIZE, lesion_model_folder
 
-from distml.inference.runner import run_inference
+from distml.inference.shard import run_inference
 
 pytestmark = pytest.mark.slow
 

@@ -19,9 +19,10 @@ from kubernetes.client.exceptions import ApiException
 from upstream_controllers import TF_GROUP, TF_PLURAL, TF_VERSION, TrainingOperator
 
 from distml.errors import DistmlError
+from distml.kube import manifest as to_manifest
 from distml.training.kubernetes import TFJobLauncher, TrainingFailed
 from distml.training.spec import RunPolicy, TrainingSpec
-from distml.training.tfjob import build_tfjob, to_dict
+from distml.training.tfjob import build_tfjob
 
 pytestmark = pytest.mark.envtest
 
@@ -116,7 +117,7 @@ def test_create_follow_logs_succeed_and_delete(envtest_cluster, run, operator, f
 def test_a_restarted_launcher_reattaches_to_its_job(envtest_cluster, run, operator):
     """A retried KFP task has the same job name: the job its first attempt created is waited for, not made again."""
     name = f"distml-t-{uuid.uuid4().hex[:8]}"
-    first_attempt = to_dict(build_tfjob(spec(), name=name, namespace=envtest_cluster.namespace))
+    first_attempt = to_manifest(build_tfjob(spec(), name=name, namespace=envtest_cluster.namespace))
     client.CustomObjectsApi(envtest_cluster.runner).create_namespaced_custom_object(
         TF_GROUP, TF_VERSION, envtest_cluster.namespace, TF_PLURAL, first_attempt
     )
@@ -250,7 +251,7 @@ def test_the_launchers_manifest_is_accepted_by_the_server_for_every_shape(envtes
     custom = client.CustomObjectsApi(envtest_cluster.runner)
     for workers, chief in ((1, False), (3, True)):
         name = f"distml-shape-{uuid.uuid4().hex[:8]}"
-        manifest = to_dict(
+        manifest = to_manifest(
             build_tfjob(spec(workers=workers, chief=chief), name=name, namespace=envtest_cluster.namespace)
         )
         created = custom.create_namespaced_custom_object(

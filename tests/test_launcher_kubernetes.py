@@ -14,8 +14,8 @@ from kubernetes import client as k8s
 from werkzeug import Response
 
 from distml.errors import DistmlError
+from distml.ports import free_ports
 from distml.training.kubernetes import TFJobLauncher, TrainingFailed, launching_pod_owner
-from distml.training.local import free_ports
 from distml.training.spec import TrainingSpec
 
 NS, NAME = "team", "distml-cnn-0123456789"
@@ -166,8 +166,9 @@ def test_missing_training_operator_says_how_to_install(httpserver, launcher, spe
 
     with pytest.raises(DistmlError) as error:
         launcher.run(spec, name=NAME, timeout=30)
-    assert "Training Operator not installed" in str(error.value)
+    assert "no tfjobs.kubeflow.org/v1 (Training Operator is not installed)" in str(error.value)
     assert "training-operator.git/manifests/overlays/standalone?ref=v1.9.0" in str(error.value)
+    assert error.value.__cause__.status == 404  # the API's answer stays the cause, for --debug
 
 
 def test_owner_is_the_launching_kfp_pod_in_the_same_namespace():

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from distml.data.sources import load_data
-from distml.training.local import WorkerFailed, free_ports, run_local, tf_config
+from distml.ports import free_ports
+from distml.training.local import WorkerFailed, run_local_workers, tf_config
 from distml.training.spec import worker_args
 from distml.training.worker import WorkerConfig, role_from_tf_config
 
@@ -51,7 +52,7 @@ def test_two_workers_reach_90_percent_with_equal_weights(digits, tmp_path):
     out = tmp_path / "model"
     config = WorkerConfig("mlp", digits, out, epochs=8, batch_size=16, learning_rate=2e-3)
     lines: list[str] = []
-    logs = run_local(worker_args(config), 2, log_dir=tmp_path / "logs", progress=lines.append)
+    logs = run_local_workers(worker_args(config), 2, log_dir=tmp_path / "logs", progress=lines.append)
 
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["workers"] == 2 and metrics["global_batch_size"] == 32
@@ -74,7 +75,7 @@ def test_killing_a_worker_stops_the_run_without_orphans(digits, tmp_path):
             threading.Thread(target=os.kill, args=(pids["worker-1"], signal.SIGKILL)).start()
 
     with pytest.raises(WorkerFailed) as failure:
-        run_local(
+        run_local_workers(
             worker_args(config),
             2,
             log_dir=tmp_path / "logs",
@@ -102,13 +103,15 @@ def test_restarted_worker_resumes_after_its_last_epoch_and_keeps_the_history(dig
             os.kill(pids["worker-0"], signal.SIGKILL)
 
     with pytest.raises(WorkerFailed):
-        run_local(worker_args(config), 1, log_dir=tmp_path / "logs-1", progress=kill_after_epoch_2, started=pids.update)
+        run_local_workers(
+            worker_args(config), 1, log_dir=tmp_path / "logs-1", progress=kill_after_epoch_2, started=pids.update
+        )
     done_before = [found for found in map(_epoch_line, first) if found]
     assert [epoch for epoch, _ in done_before][:2] == [1, 2]
     resume_at = done_before[-1][0] + 1
 
     second: list[str] = []
-    run_local(worker_args(config), 1, log_dir=tmp_path / "logs-2", progress=second.append, timeout=120)
+    run_local_workers(worker_args(config), 1, log_dir=tmp_path / "logs-2", progress=second.append, timeout=120)
     assert f"worker-0 resuming at epoch={resume_at}/8" in second
     assert [found[0] for found in map(_epoch_line, second) if found] == list(range(resume_at, 9))
 

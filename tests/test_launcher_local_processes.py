@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from distml.training import local
-from distml.training.local import WorkerFailed, run_local
+from distml.training.local import WorkerFailed, run_local_workers
 
 FAKE_WORKER = """
 import json, os, signal, sys, time
@@ -65,7 +65,7 @@ def say(line):
 
 
 local.WORKER_MODULE = "fake_worker"
-local.run_local(
+local.run_local_workers(
     ["ignore-sigterm", "unused"],
     2,
     log_dir=sys.argv[1],
@@ -96,7 +96,7 @@ def _alive(pid: int) -> bool:
 
 def test_the_worker_that_failed_first_is_blamed_not_the_peer_that_failed_after_it(fake_worker, tmp_path):
     with pytest.raises(WorkerFailed) as failure:
-        run_local(["peer-fails-first", str(tmp_path / "marker")], 2, log_dir=tmp_path / "logs", timeout=30)
+        run_local_workers(["peer-fails-first", str(tmp_path / "marker")], 2, log_dir=tmp_path / "logs", timeout=30)
     message = str(failure.value)
     assert message.startswith("worker-1 exited with code 3;"), message
     assert "worker-1 out of memory" in message
@@ -104,7 +104,7 @@ def test_the_worker_that_failed_first_is_blamed_not_the_peer_that_failed_after_i
 
 def test_undecodable_output_is_logged_with_replacement_characters_and_reading_goes_on(fake_worker, tmp_path):
     lines: list[str] = []
-    logs = run_local(["bad-bytes", "unused"], 1, log_dir=tmp_path / "logs", progress=lines.append, timeout=30)
+    logs = run_local_workers(["bad-bytes", "unused"], 1, log_dir=tmp_path / "logs", progress=lines.append, timeout=30)
     text = logs["worker-0"].read_text(encoding="utf-8")
     assert "worker-0 caf\ufffd \ufffd\ufffd\n" in text
     assert "worker-0 done\n" in text
@@ -122,7 +122,7 @@ def test_progress_is_called_by_one_reader_at_a_time(fake_worker, tmp_path):
         lines.append(line)
         inside[0] -= 1
 
-    run_local(["chatty", "unused"], 2, log_dir=tmp_path / "logs", progress=slow_progress, timeout=30)
+    run_local_workers(["chatty", "unused"], 2, log_dir=tmp_path / "logs", progress=slow_progress, timeout=30)
     assert len(lines) == 80 and not any(overlaps)
 
 

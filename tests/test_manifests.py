@@ -129,10 +129,10 @@ def test_pvc_is_shared_between_nodes():
 
 
 def test_gpu_image_keeps_its_gpu_tensorflow():
-    """docker/tensorflow installs the tf, onnx and cluster extras except tensorflow-cpu, which would
+    """images/tensorflow installs the tf, onnx and cluster extras except tensorflow-cpu, which would
     overwrite the base image's GPU TensorFlow (the same module)."""
     spec = importlib.util.spec_from_file_location(
-        "extra_requirements", REPO / "docker/tensorflow/extra_requirements.py"
+        "extra_requirements", REPO / "images/tensorflow/extra_requirements.py"
     )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -142,6 +142,6 @@ def test_gpu_image_keeps_its_gpu_tensorflow():
     assert {"tf-keras", "tf2onnx", "onnx", "onnxruntime-gpu", "kubeflow-training", "kserve"} <= set(names)
     assert "onnxruntime" not in names
     assert len(names) == len(set(names))
-    dockerfile = (REPO / "docker/tensorflow/Dockerfile").read_text()
+    dockerfile = (REPO / "images/tensorflow/Dockerfile").read_text()
     assert "ARG BASE_IMAGE=tensorflow/tensorflow:2.21.0-gpu" in dockerfile
     assert "extra_requirements.py setup.cfg tf onnx cluster" in dockerfile

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 import distml.pipelines
-from distml.pipelines.runner import run_local
+from distml.runs import run_pipeline_locally
 
 COMPILED = distml.pipelines.COMPILED_DIR
 
@@ -281,7 +281,7 @@ def test_cleanup_runs_once_after_the_gather_and_no_task_is_an_exit_hook(name):
 
 
 def run(tmp_path: Path, name: str, **params):
-    return run_local(name, params, out_dir=tmp_path / "runs")
+    return run_pipeline_locally(name, params, out_dir=tmp_path / "runs")
 
 
 def find(run_dir: Path, pattern: str) -> list[Path]:

@@ -1,4 +1,4 @@
-"""`distml compile|run|submit|upload` and distml.pipelines.runner.
+"""`distml compile|run|submit|upload` and distml.runs.
 
 The cluster commands talk to a local HTTP test double of the Kubeflow Pipelines REST API
 (pytest-httpserver, tests/kfp_api_double.py) at the client's boundary: `kfp.Client(host=httpserver.url_for("/"))`
@@ -25,9 +25,10 @@ from kfp.components import load_component_from_file
 from werkzeug import Request, Response
 
 import distml.pipelines
+from distml import runs
 from distml.cli import main
 from distml.errors import DistmlError
-from distml.pipelines import runner
+from distml.runs import local_run
 
 API = kfp_api_double.API
 
@@ -64,6 +65,13 @@ def tiny_fan_out(repeat: int = 2):
         measure(data=written.outputs["out"], scale=scale, strict=False)
 
 
+@dsl.pipeline(name="tiny-if")
+def tiny_if(strict: bool = True):
+    written = write_text(repeat=2, text="ab")
+    with dsl.If(written.outputs["Output"] == 4, name="long-enough"):
+        measure(data=written.outputs["out"], scale=1.0, strict=strict)
+
+
 @pytest.fixture
 def tiny_registry(monkeypatch):
     """The registry holds only `tiny`, so the commands run it like any pipeline module."""
@@ -78,12 +86,12 @@ def invoke(*args):
 
 
 def test_params_take_the_declared_types():
-    got = runner.parse_params(
+    got = runs.parse_params(
         tiny, ["repeat=4", "text=x=y", "scale=2", "strict=TRUE", 'tags={"run": [1, 2]}', "repeat=5"]
     )
     assert got == {"repeat": 5, "text": "x=y", "scale": 2.0, "strict": True, "tags": {"run": [1, 2]}}
     assert isinstance(got["scale"], float)
-    assert runner.parse_params(tiny, ["strict=no"]) == {"strict": False}
+    assert runs.parse_params(tiny, ["strict=no"]) == {"strict": False}
 
 
 @pytest.mark.parametrize(
@@ -100,16 +108,19 @@ def test_params_take_the_declared_types():
 )
 def test_bad_params_are_named(item, message):
     with pytest.raises(DistmlError, match=message.replace("[", r"\[").replace("]", r"\]")):
-        runner.parse_params(tiny, [item])
+        runs.parse_params(tiny, [item])
 
 
 def test_cli_rejects_unknown_param_and_pipeline(tiny_registry, tmp_path):
+    """Bad option values and arguments are usage errors (exit 2), as click's own."""
     result = invoke("run", "tiny", "--local", "--param", "epochs=3", "--out", tmp_path)
-    assert result.exit_code == 1
-    assert "error: --param epochs: tiny has no parameter 'epochs'" in result.output
+    assert result.exit_code == 2
+    assert "Invalid value for '--param epochs': tiny has no parameter 'epochs'" in result.output
     assert "Parameters: repeat, scale, strict, tags, text" in result.output
+    assert invoke("run", "tiny", "--local", "--param", "repeat=many", "--out", tmp_path).exit_code == 2
+    assert invoke("submit", "tiny", "--host", "http://127.0.0.1:9", "--param", "nope=1").exit_code == 2
     result = invoke("run", "nope", "--local", "--out", tmp_path)
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "unknown pipeline 'nope'. Known pipelines: tiny" in result.output
     assert invoke("run", "tiny", "--out", tmp_path).exit_code == 2  # --local is required
     assert not any(tmp_path.iterdir())
@@ -148,7 +159,7 @@ def test_parallel_tasks_each_report_and_leave_logging_and_print_alone(tmp_path):
     root, print_before = logging.getLogger(), builtins.print
     handlers_before, level_before = list(root.handlers), root.level
     events = []
-    run = runner.run_local(tiny_fan_out, {}, out_dir=tmp_path, on_progress=events.append)
+    run = runs.run_pipeline_locally(tiny_fan_out, {}, out_dir=tmp_path, on_progress=events.append)
     assert [e.task for e in events if e.state == "SUCCEEDED"].count("measure") == 3
     # Each end was paired with its own start (same thread); an unpaired end would report 0 s.
     assert all(e.seconds > 0 for e in events if e.task == "measure" and e.state == "SUCCEEDED")
@@ -185,10 +196,10 @@ def test_parallel_iterations_of_one_task_get_their_own_durations(monkeypatch):
     assert first_start.thread != second_start.thread
 
     events = []
-    watcher = runner._TaskLogWatcher(0.0, events.append)
+    watcher = local_run._TaskLogWatcher(0.0, events.append)
     # The first iteration starts at 0 s and ends at 10 s; the second starts at 1 s and ends at 2 s.
     for now, record in ((0.0, first_start), (1.0, second_start), (2.0, second_end), (10.0, first_end)):
-        monkeypatch.setattr(runner.time, "monotonic", lambda now=now: now)
+        monkeypatch.setattr(local_run.time, "monotonic", lambda now=now: now)
         watcher.filter(record)
     assert [(e.state, e.elapsed_s, e.seconds) for e in events] == [
         ("RUNNING", 0.0, None),
@@ -201,13 +212,26 @@ def test_parallel_iterations_of_one_task_get_their_own_durations(monkeypatch):
 def test_run_local_failure_names_the_task_and_keeps_the_log(tmp_path):
     events = []
     with pytest.raises(DistmlError, match=r"pipeline tiny failed: .*'measure'") as raised:
-        runner.run_local(tiny, {"strict": True}, out_dir=tmp_path, on_progress=events.append)
+        runs.run_pipeline_locally(tiny, {"strict": True}, out_dir=tmp_path, on_progress=events.append)
     (run_dir,) = tmp_path.iterdir()
     assert str(run_dir / "kfp-local.log") in str(raised.value)
     assert "ValueError: strict mode refuses to measure" in (run_dir / "kfp-local.log").read_text()
     assert json.loads((run_dir / "run.json").read_text())["state"] == "FAILED"
     assert ("measure", "FAILED") in [(e.task, e.state) for e in events]
     assert events[-1].task == "run" and events[-1].state == "FAILED"
+
+
+def test_run_failure_inside_a_condition_shows_the_task_and_its_error(monkeypatch, tmp_path):
+    """KFP says only which task failed inside the dsl.If branch; the cause was only in kfp-local.log."""
+    monkeypatch.setattr(distml.pipelines, "all_pipelines", lambda: {"tiny_if": tiny_if})
+    result = invoke("run", "tiny_if", "--local", "--out", tmp_path)
+    assert result.exit_code == 1, result.output
+    (error,) = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert "'measure' inside 'condition-1'" in error
+    assert "task measure: ValueError: strict mode refuses to measure" in error
+    (run_dir,) = tmp_path.iterdir()
+    summary = json.loads((run_dir / "run.json").read_text())
+    assert summary["error"].endswith("task measure: ValueError: strict mode refuses to measure")
 
 
 # --- compile ----------------------------------------------------------------------------------
@@ -295,7 +319,7 @@ def test_submit_times_out_without_cancelling(tiny_registry, kfp_api):
     kfp_api_double.expect_new_experiment(kfp_api, "Default")
     kfp_api_double.runs_answering(kfp_api, *[("RUNNING", {})] * 50)
     with pytest.raises(DistmlError, match="run run-1 still RUNNING after") as raised:
-        runner.submit("tiny", kfp_api.url_for("/"), timeout_s=0.2, poll_s=0.1)
+        runs.submit("tiny", kfp_api.url_for("/"), timeout_s=0.2, poll_s=0.1)
     assert "goes on running on the cluster" in str(raised.value)
     assert not [r for r, _ in kfp_api.log if r.path.endswith(":terminate")]
 
@@ -380,8 +404,8 @@ def test_server_errors_carry_the_servers_message(tiny_registry, kfp_api):
 
 def test_host_must_be_an_url(tiny_registry):
     result = invoke("upload", "tiny", "--host", "kfp.example.com")
-    assert result.exit_code == 1
-    assert "--host: 'kfp.example.com' is not an http(s) URL" in result.output
+    assert result.exit_code == 2
+    assert "Invalid value for '--host': 'kfp.example.com' is not an http(s) URL" in result.output
 
 
 @pytest.mark.parametrize("command", ["submit", "upload"])
@@ -398,4 +422,52 @@ def test_a_backend_older_than_2_14_is_refused_before_anything_is_sent(tiny_regis
 @pytest.mark.parametrize("tag", ["2.14.0", "2.17.0", "unknown"])
 def test_a_recent_or_untagged_backend_is_accepted(tiny_registry, httpserver, tag):
     kfp_api_double.serve_single_user(httpserver, tag_name=tag)
-    assert runner.connect(httpserver.url_for("/")) is not None
+    assert runs.connect(httpserver.url_for("/")) is not None
+
+
+# --- what the local runner ignores ----------------------------------------------------------
+
+NOISY_PIPELINE = '''
+import sys
+
+from kfp import dsl
+
+import distml.pipelines
+from distml.cli import main
+
+
+@dsl.component(base_image="ghcr.io/example/tool:1", install_kfp_package=False)
+def square(x: int) -> int:
+    return x * x
+
+
+@dsl.pipeline(name="noisy")
+def noisy():
+    with dsl.ParallelFor([1, 2, 3, 4]) as x:
+        square(x=x).set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(1)
+
+
+distml.pipelines.all_pipelines = lambda: {"noisy": noisy}
+sys.exit(main(["run", "noisy", "--local", "--out", sys.argv[1]]))
+'''
+
+
+def test_run_says_once_what_the_local_runner_ignores(tmp_path):
+    """KFP warns per task about the non-Python image and the accelerator; `distml run` says each once."""
+    script = tmp_path / "noisy.py"
+    script.write_text(NOISY_PIPELINE)
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONWARNINGS"}
+    result = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "runs")], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    notes = [line for line in output.splitlines() if line.startswith("note: ")]
+    assert sorted(notes) == [  # in the order the runner met them
+        "note: KFP's local runner ignores the tasks' accelerator settings (they apply on a cluster)",
+        "note: KFP's local runner runs every task in this Python environment, not in its container image",
+    ]
+    assert "Warning" not in output and "have no effect" not in output and "warnings.warn" not in output
+    assert output.count("square: SUCCEEDED") == 4  # the progress, one line per task
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert json.loads((run_dir / "run.json").read_text())["notes"] == [note.removeprefix("note: ") for note in notes]

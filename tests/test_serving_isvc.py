@@ -16,7 +16,8 @@ from click.testing import CliRunner
 from distml.cli import main
 from distml.cli.options import parse_node_selector, parse_toleration
 from distml.errors import DistmlError
-from distml.serving.isvc import ServingSpec, build_inference_service, predictor_storage_uri, to_dict
+from distml.kube import manifest as to_manifest
+from distml.serving.isvc import ServingSpec, build_inference_service, predictor_storage_uri
 
 CRD = Path(__file__).resolve().parent / "crds" / "serving.kserve.io_inferenceservices.yaml"
 
@@ -61,7 +62,7 @@ def test_full_gpu_manifest_matches_the_crd(schema):
         canary_traffic_percent=20,
         service_account="models-reader",
     )
-    manifest = to_dict(build_inference_service(spec))
+    manifest = to_manifest(build_inference_service(spec))
     schema.validate(manifest)
     assert manifest["apiVersion"] == "serving.kserve.io/v1beta1" and manifest["kind"] == "InferenceService"
     assert manifest["metadata"] == {
@@ -88,7 +89,7 @@ def test_full_gpu_manifest_matches_the_crd(schema):
 @pytest.mark.parametrize("uri", ["s3://bucket/models/m1", "gs://bucket/m1", "pvc://claim/m1"])
 def test_onnx_cpu_manifest_matches_the_crd(schema, uri):
     spec = ServingSpec(name="m1", storage_uri=uri, model_format="onnx", service_account="distml-serving")
-    manifest = to_dict(build_inference_service(spec))
+    manifest = to_manifest(build_inference_service(spec))
     schema.validate(manifest)
     model = manifest["spec"]["predictor"]["model"]
     assert model["storageUri"] == f"{uri}/triton"  # the Model folder's Triton repository
@@ -148,7 +149,7 @@ def test_cli_dry_run_prints_the_manifest_and_calls_no_api(schema, monkeypatch, t
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-such-kubeconfig"))
     args = ["deploy", "--target", "kserve", "--name", "digits", "--storage-uri", "s3://bucket/best"]
     no_account = CliRunner().invoke(main, [*args, "--dry-run"])
-    assert no_account.exit_code == 1 and "no service account gives the predictor its keys" in no_account.output
+    assert no_account.exit_code == 2 and "no service account gives the predictor its keys" in no_account.output
     args += [
         "--service-account",
         "distml-serving",
@@ -197,7 +198,7 @@ def test_runtime_version_names_a_tf_serving_release_that_loads_our_savedmodels(
     spec = ServingSpec(
         name="m", storage_uri="pvc://c/m", model_format=model_format, gpus=gpus, runtime_version=runtime_version
     )
-    assert to_dict(build_inference_service(spec))["spec"]["predictor"]["model"].get("runtimeVersion") == expected
+    assert to_manifest(build_inference_service(spec))["spec"]["predictor"]["model"].get("runtimeVersion") == expected
 
 
 def test_s3_storage_without_a_service_account_is_refused_before_anything_is_created():
@@ -206,5 +207,5 @@ def test_s3_storage_without_a_service_account_is_refused_before_anything_is_crea
     with pytest.raises(DistmlError, match=r"S3.*service account.*manifests/serving-s3.yaml"):
         build_inference_service(spec)
     spec.service_account = "distml-serving"
-    predictor = to_dict(build_inference_service(spec))["spec"]["predictor"]
+    predictor = to_manifest(build_inference_service(spec))["spec"]["predictor"]
     assert predictor["serviceAccountName"] == "distml-serving"

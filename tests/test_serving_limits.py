@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from distml.serving.local import LocalServer, free_port, http_json
+from distml.ports import free_ports
+from distml.serving.local import LocalServer, http_json
 
 pytestmark = pytest.mark.slow
 
@@ -128,7 +129,7 @@ def test_the_server_listens_on_loopback_unless_told_otherwise(model_folder):
 
 
 def test_distml_serve_takes_host_and_limit_and_stops_on_sigterm(model_folder):
-    port = free_port()
+    port = free_ports(1)[0]
     command = [sys.executable, "-c", "from distml.cli import main; main()", "serve", "--model", str(model_folder),
                "--name", NAME, "--port", str(port), "--max-request-mb", "1"]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

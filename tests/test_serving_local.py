@@ -127,6 +127,20 @@ def test_v2_infer_good_and_bad(trained, server):
     assert status == 400 and "instances have shape [2, 64], the model takes [N, 8, 8, 1]" in body["error"]
 
 
+@pytest.mark.slow
+def test_v2_model_metadata_names_the_input_and_output_tensors(trained, server):
+    """GET /v2/models/NAME, as KServe's dataplane answers it from the model's get_input_types and
+    get_output_types: the ONNX graph's tensor names, FP32, any batch size."""
+    import onnx
+
+    graph = onnx.load(str(trained[1] / "model.onnx")).graph
+    status, body = http_json("GET", f"{server.url}/v2/models/{NAME}")
+    assert status == 200, body
+    assert body["name"] == NAME
+    assert body["inputs"] == [{"name": graph.input[0].name, "datatype": "FP32", "shape": [-1, 8, 8, 1]}]
+    assert body["outputs"] == [{"name": graph.output[0].name, "datatype": "FP32", "shape": [-1, 10]}]
+
+
 def _port_is_free(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) != 0
@@ -191,7 +205,8 @@ def test_an_onnx_model_folder_carries_a_triton_repository_and_v2_urls_line_up(tr
 
     import onnx
 
-    from distml.serving.isvc import ServingSpec, build_inference_service, to_dict
+    from distml.kube import manifest as to_manifest
+    from distml.serving.isvc import ServingSpec, build_inference_service
 
     _, folder = trained
     repository = folder / "triton"
@@ -206,7 +221,7 @@ def test_an_onnx_model_folder_carries_a_triton_repository_and_v2_urls_line_up(tr
     assert f'{{ name: "{output_name}", data_type: TYPE_FP32, dims: [ -1, 10 ] }}' in config
 
     spec = ServingSpec(name="digits", storage_uri="pvc://models/run-1/model", model_format="onnx")
-    model = to_dict(build_inference_service(spec))["spec"]["predictor"]["model"]
+    model = to_manifest(build_inference_service(spec))["spec"]["predictor"]["model"]
     assert model["storageUri"] == "pvc://models/run-1/model/triton" and model["protocolVersion"] == "v2"
 
     x, _ = digits_data()
@@ -220,8 +235,8 @@ def test_an_onnx_model_folder_carries_a_triton_repository_and_v2_urls_line_up(tr
 
 
 def test_an_onnx_deploy_of_a_folder_without_a_triton_repository_is_refused(tmp_path):
+    from distml.serving.deploy_step import deploy_model
     from distml.serving.isvc import ServingSpec
-    from distml.serving.step import deploy_model
 
     (tmp_path / "model.json").write_text('{"architecture": "mlp", "input_shape": [8, 8, 1]}')
     with pytest.raises(DistmlError, match="no Triton repository"):

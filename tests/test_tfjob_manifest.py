@@ -12,8 +12,9 @@ from click.testing import CliRunner
 
 from distml.cli import main
 from distml.errors import DistmlError
+from distml.kube import manifest as to_manifest
 from distml.training.spec import PvcMount, RunPolicy, Toleration, TrainingSpec
-from distml.training.tfjob import build_tfjob, job_name, to_dict
+from distml.training.tfjob import build_tfjob, job_name
 
 CRD = Path(__file__).resolve().parent / "crds" / "kubeflow.org_tfjobs.yaml"
 
@@ -47,7 +48,7 @@ SPECS = {
 
 @pytest.mark.parametrize("case", SPECS)
 def test_manifests_validate_against_the_crd(case, schema):
-    manifest = to_dict(build_tfjob(SPECS[case], name=job_name("distml-cnn", case), namespace="team"))
+    manifest = to_manifest(build_tfjob(SPECS[case], name=job_name("distml-cnn", case), namespace="team"))
     jsonschema.validate(manifest, schema)
     spec = manifest["spec"]
     assert "cleanPodPolicy" not in spec and "backoffLimit" not in spec  # ignored there by the v1 API
@@ -60,7 +61,7 @@ def test_manifests_validate_against_the_crd(case, schema):
 
 
 def test_gpu_placement_and_run_policy_fields():
-    manifest = to_dict(build_tfjob(SPECS["gpu-workers"], name="x", namespace="team"))
+    manifest = to_manifest(build_tfjob(SPECS["gpu-workers"], name="x", namespace="team"))
     assert manifest["spec"]["runPolicy"] == {
         "activeDeadlineSeconds": 3600,
         "backoffLimit": 5,  # 1 restart per replica x 4 replicas, + 1: the operator fails at restarts >= limit
@@ -81,23 +82,23 @@ def test_backoff_limit_scales_with_the_replica_count(workers, chief, limit):
     """Defect 7: the operator sums restarts over all pods (pkg/core/job.go:95-132) and one fault restarts every
     worker, so a fixed backoffLimit 3 failed a job of 3+ workers at its first fault."""
     spec = TrainingSpec(image="img", command=["python"], workers=workers, chief=chief)
-    run_policy = to_dict(build_tfjob(spec, name="x", namespace="team"))["spec"]["runPolicy"]
+    run_policy = to_manifest(build_tfjob(spec, name="x", namespace="team"))["spec"]["runPolicy"]
     assert run_policy["backoffLimit"] == limit == 3 * workers + 1
     no_limit = RunPolicy(restarts_per_replica=None)
     unlimited = TrainingSpec(image="img", command=["python"], workers=workers, run_policy=no_limit)
-    assert "backoffLimit" not in to_dict(build_tfjob(unlimited, name="x", namespace="team"))["spec"]["runPolicy"]
+    assert "backoffLimit" not in to_manifest(build_tfjob(unlimited, name="x", namespace="team"))["spec"]["runPolicy"]
 
 
 def test_replicas_restart_by_exit_code_so_a_failed_pod_keeps_its_logs():
     """Defect 6: under OnFailure the operator deletes every pod before it writes Failed; under ExitCode a
     worker's own error (exit 1-127) fails the job and cleanPodPolicy Running keeps the failed pod."""
-    manifest = to_dict(build_tfjob(SPECS["with-chief"], name="x", namespace="team"))
+    manifest = to_manifest(build_tfjob(SPECS["with-chief"], name="x", namespace="team"))
     assert {replica["restartPolicy"] for replica in manifest["spec"]["tfReplicaSpecs"].values()} == {"ExitCode"}
     assert manifest["spec"]["runPolicy"]["cleanPodPolicy"] == "Running"
 
 
 def test_chief_takes_one_of_the_workers():
-    replicas = to_dict(build_tfjob(SPECS["with-chief"], name="x", namespace="team"))["spec"]["tfReplicaSpecs"]
+    replicas = to_manifest(build_tfjob(SPECS["with-chief"], name="x", namespace="team"))["spec"]["tfReplicaSpecs"]
     assert (replicas["Chief"]["replicas"], replicas["Worker"]["replicas"]) == (1, 2)
 
 
@@ -131,7 +132,8 @@ def test_cli_dry_run_prints_a_valid_tfjob_and_calls_no_api(schema):
 
 
 def test_cli_refuses_cluster_options_with_the_local_launcher():
-    result = CliRunner().invoke(main, ["train", "--model", "mlp", "--data", "x", "--out", "o", "--dry-run"])
+    args = ["train", "--model", "mlp", "--data", "sklearn:digits", "--out", "o", "--dry-run"]
+    result = CliRunner().invoke(main, args)
     assert result.exit_code == 2 and "need --launcher kubernetes" in result.output
 
 
@@ -143,7 +145,9 @@ def test_volume_names_are_dns_labels_for_any_claim_name():
         workers=1,
         pvcs=[PvcMount.parse(f"{long_a}:/mnt/a"), PvcMount.parse(f"{long_b}:/mnt/b"), PvcMount.parse("x.y:/mnt/c")],
     )
-    pod = to_dict(build_tfjob(spec, name="n", namespace="team"))["spec"]["tfReplicaSpecs"]["Worker"]["template"]["spec"]
+    pod = to_manifest(build_tfjob(spec, name="n", namespace="team"))["spec"]["tfReplicaSpecs"]["Worker"]["template"][
+        "spec"
+    ]
     names = [volume["name"] for volume in pod["volumes"]]
     assert all(re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", name) for name in names), names
     assert len(set(names)) == 3 and "pvc-x-y" in names

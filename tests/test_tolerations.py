@@ -6,12 +6,11 @@ predictors and KFP task pods all get Kubernetes' fields as given, checked by Kub
 import pytest
 
 from distml.errors import DistmlError
+from distml.kube import manifest as to_manifest
 from distml.serving.isvc import ServingSpec, build_inference_service
-from distml.serving.isvc import to_dict as isvc_dict
 from distml.tolerations import Toleration, tolerations_from_dicts
 from distml.training.spec import TrainingSpec
 from distml.training.tfjob import build_tfjob
-from distml.training.tfjob import to_dict as tfjob_dict
 
 # Tolerations as a user writes them in a pipeline's `tolerations` parameter: the second has no operator,
 # which Kubernetes reads as Equal (with no value: matches only a taint whose value is empty).
@@ -52,11 +51,11 @@ def kfp_task_pod_tolerations(tolerations: list[dict]) -> list[dict]:
 
 def test_tfjob_inferenceservice_and_kfp_task_pods_get_the_same_tolerations():
     tolerations = tolerations_from_dicts(AS_GIVEN)
-    job = tfjob_dict(
+    job = to_manifest(
         build_tfjob(TrainingSpec(image="i", command=["c"], tolerations=tolerations), name="j", namespace="n")
     )
     worker_pod = job["spec"]["tfReplicaSpecs"]["Worker"]["template"]["spec"]["tolerations"]
-    isvc = isvc_dict(build_inference_service(ServingSpec(name="s", storage_uri="pvc://c/m", tolerations=tolerations)))
+    isvc = to_manifest(build_inference_service(ServingSpec(name="s", storage_uri="pvc://c/m", tolerations=tolerations)))
     predictor_pod = isvc["spec"]["predictor"]["tolerations"]
     assert worker_pod == predictor_pod == kfp_task_pod_tolerations(AS_GIVEN) == AS_GIVEN
 
@@ -99,7 +98,7 @@ def test_match_everything_and_cli_forms():
 def test_a_run_with_a_bad_toleration_parameter_is_refused_before_it_starts():
     """Task pods get the list unchecked from KFP: `distml run/submit` checks it first."""
     from distml.pipelines import get_pipeline
-    from distml.pipelines.runner import check_arguments
+    from distml.runs import check_arguments
 
     bad = [{"key": "nvidia.com/gpu", "operator": "Exists", "value": "present", "effect": "NoSchedule"}]
     with pytest.raises(DistmlError, match=r"serving_tolerations\[0\].*Exists takes no value"):

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from distml.data.sources import load_data
-from distml.training.local import run_local
+from distml.training.local import run_local_workers
 from distml.training.spec import worker_args
 from distml.training.worker import WorkerConfig
 
@@ -18,14 +18,14 @@ def test_unet_small_learns_lesions_and_onnx_gives_the_same_miou(tmp_path):
 
     Trivial masks score far below the 0.6 asserted: all background 0, all foreground about 0.13.
     """
-    from distml.inference.runner import run_inference
+    from distml.inference.shard import run_inference
 
     data = tmp_path / "lesions"
     load_data("synthetic:lesions", data, images=60, size=32, seed=3)
     out = tmp_path / "model"
     config = WorkerConfig("unet-small", data, out, epochs=8, batch_size=8, image_size=32, onnx=True)
     lines: list[str] = []
-    run_local(worker_args(config), 1, log_dir=tmp_path / "logs", progress=lines.append, timeout=120)
+    run_local_workers(worker_args(config), 1, log_dir=tmp_path / "logs", progress=lines.append, timeout=120)
 
     metrics = json.loads((out / "metrics.json").read_text())
     assert "worker-0 start examples=42 global_batch=8 steps_per_epoch=5 epochs=8" in lines

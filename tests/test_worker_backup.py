@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from distml.data.sources import load_data
-from distml.training.local import WorkerFailed, run_local
+from distml.training.local import WorkerFailed, run_local_workers
 from distml.training.spec import worker_args
 from distml.training.worker import WorkerConfig
 
@@ -25,12 +25,14 @@ def test_a_changed_setting_starts_afresh_instead_of_restoring_the_earlier_backup
             os.kill(pids["worker-0"], signal.SIGKILL)
 
     with pytest.raises(WorkerFailed):
-        run_local(worker_args(config), 1, log_dir=tmp_path / "logs-1", progress=kill_after_epoch_2, started=pids.update)
+        run_local_workers(
+            worker_args(config), 1, log_dir=tmp_path / "logs-1", progress=kill_after_epoch_2, started=pids.update
+        )
     assert any((tmp_path / ".model.backup").iterdir())  # the killed run left a backup behind
 
     lines: list[str] = []
     changed = replace(config, learning_rate=0.01)
-    run_local(worker_args(changed), 1, log_dir=tmp_path / "logs-2", progress=lines.append, timeout=120)
+    run_local_workers(worker_args(changed), 1, log_dir=tmp_path / "logs-2", progress=lines.append, timeout=120)
     assert not any("resuming" in line for line in lines)
     assert [line.split()[1] for line in lines if line.startswith("worker-0 epoch=")] == [
         f"epoch={n}/4" for n in range(1, 5)

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from distml.cli.options import SEED, allow_root_option
+from distml.cli.options import SEED, allow_root_option, source_callback
 from distml.cli.output import make_console, plain
 from distml.data import dtd, sources, split, synth
 
@@ -81,7 +81,7 @@ def split_command(dataset_file: Path, parts: int, out_dir: Path, allow_roots: tu
 
 
 @data.command("load")
-@click.argument("source")
+@click.argument("source", callback=source_callback)
 @click.option(
     "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="New or empty folder."
 )

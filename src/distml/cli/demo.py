@@ -24,11 +24,11 @@ from distml.cli.data import console
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
 def demo(out_dir: Path, images: int, parts: int, epochs: int) -> None:
     """Run end_to_end locally: synthetic lesions → train candidates (ONNX) → select → infer per part → serve."""
-    from distml.cli.pipelines import _show_progress
-    from distml.pipelines.runner import run_local
+    from distml.cli.pipelines import _show_note, _show_progress
+    from distml.runs import run_pipeline_locally
 
     arguments = {"images": images, "num_parts": parts, "epochs": epochs}
-    run = run_local("end_to_end", arguments, out_dir=out_dir, on_progress=_show_progress)
+    run = run_pipeline_locally("end_to_end", arguments, out_dir=out_dir, on_progress=_show_progress, on_note=_show_note)
     _print_stage_shares(run)
     gathered = run.task_outputs.get("gather-metrics", {})
     chosen = run.task_outputs.get("select-model", {})

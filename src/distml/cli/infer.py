@@ -47,7 +47,7 @@ def infer(
     allow_roots: tuple[str, ...],
 ) -> None:
     """Run MODEL over one split of a part file and write the shard's metrics."""
-    from distml.inference.runner import run_inference
+    from distml.inference.shard import run_inference
 
     def progress(number: int, total: int, values: dict[str, Any], elapsed: float) -> None:
         metric = f"miou {values['miou']:.4f}" if "miou" in values else f"accuracy {values['accuracy']:.4f}"

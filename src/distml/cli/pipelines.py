@@ -1,6 +1,6 @@
 """`distml compile|run|submit|upload`: the pipelines, compiled, run locally or sent to a cluster.
 
-KFP is imported inside each command (through distml.pipelines.runner) so `distml --help` stays fast.
+KFP is imported inside each command (through distml.runs) so `distml --help` stays fast.
 """
 
 from __future__ import annotations
@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING, Any
 import click
 from rich.table import Table
 
+from distml.cli.options import option_errors
 from distml.cli.output import make_console
 from distml.errors import DistmlError
 
 if TYPE_CHECKING:
-    from distml.pipelines.runner import TaskProgress
+    from distml.runs import TaskProgress
 
 console = make_console()
 progress_console = make_console(stderr=True)
@@ -29,11 +30,28 @@ def _show_progress(progress: TaskProgress) -> None:
     progress_console.print(f"[{progress.elapsed_s:7.1f}s] {progress.task}: {progress.state}{took}", highlight=False)
 
 
-def _params(name: str, items: tuple[str, ...]) -> dict[str, Any]:
-    from distml.pipelines import get_pipeline
-    from distml.pipelines.runner import parse_params
+def _show_note(text: str) -> None:
+    progress_console.print(f"note: {text}", highlight=False, markup=False)
 
-    return parse_params(get_pipeline(name), items)
+
+def _params(name: str, items: tuple[str, ...]) -> dict[str, Any]:
+    """NAME's arguments from ``--param`` items, checked (names, types, required ones, tolerations): exit 2 if bad."""
+    from distml.pipelines import get_pipeline
+    from distml.runs import check_arguments, parse_params
+
+    with option_errors():
+        pipeline = get_pipeline(name)
+        arguments = parse_params(pipeline, items)
+        check_arguments(pipeline, arguments)
+    return arguments
+
+
+def _host_callback(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    """An --host that is no http(s) URL is a usage error; one that does not answer is found later (exit 1)."""
+    from distml.runs.remote import check_api_url
+
+    with option_errors():
+        return check_api_url(value)
 
 
 @click.command("compile")
@@ -49,7 +67,7 @@ def compile_command(out_dir: Path | None, check: bool) -> None:
     """Compile every pipeline and component to YAML (set DISTML_IMAGE to use your own image)."""
     from distml.components import YAML_DIR, all_components, write_component_yaml
     from distml.pipelines import COMPILED_DIR, all_pipelines
-    from distml.pipelines.runner import compile_all, stale_files
+    from distml.runs import compile_all, stale_files
 
     pipelines_dir = out_dir or COMPILED_DIR
     components_dir = out_dir / "components" if out_dir else YAML_DIR
@@ -83,10 +101,12 @@ def run_command(name: str, local_runner: bool, params: tuple[str, ...], out_dir:
     """Run pipeline NAME here, one subprocess per task, and list its outputs."""
     if not local_runner:
         raise click.UsageError("only --local is supported here; use `distml submit NAME --host URL` for a cluster")
-    from distml.pipelines.runner import run_local
+    from distml.runs import run_pipeline_locally
 
     arguments = _params(name, params)
-    run = run_local(name, arguments, out_dir=out_dir, on_progress=_show_progress, echo_logs=verbose)
+    run = run_pipeline_locally(
+        name, arguments, out_dir=out_dir, on_progress=_show_progress, on_note=_show_note, echo_logs=verbose
+    )
     table = Table(title=f"{name}: outputs")
     table.add_column("task")
     table.add_column("output")
@@ -102,7 +122,7 @@ def run_command(name: str, local_runner: bool, params: tuple[str, ...], out_dir:
 
 @click.command("submit")
 @click.argument("name")
-@click.option("--host", required=True, envvar="KF_PIPELINES_ENDPOINT", help=_HOST_HELP)
+@click.option("--host", required=True, envvar="KF_PIPELINES_ENDPOINT", callback=_host_callback, help=_HOST_HELP)
 @click.option("--experiment", default="Default", show_default=True, help="Experiment to file the run under.")
 @click.option("--namespace", default=None, help="Kubeflow profile namespace (multi-user Kubeflow).")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help=_PARAM_HELP)
@@ -124,7 +144,7 @@ def submit_command(
     poll_s: float,
 ) -> None:
     """Start pipeline NAME on a Kubeflow Pipelines cluster and follow it to the end."""
-    from distml.pipelines.runner import submit
+    from distml.runs import submit
 
     arguments = _params(name, params)
     submission = submit(
@@ -143,12 +163,16 @@ def submit_command(
 
 @click.command("upload")
 @click.argument("name")
-@click.option("--host", required=True, envvar="KF_PIPELINES_ENDPOINT", help=_HOST_HELP)
+@click.option("--host", required=True, envvar="KF_PIPELINES_ENDPOINT", callback=_host_callback, help=_HOST_HELP)
 @click.option("--version", default=None, help="Name of the new version when NAME exists [package version + time].")
 @click.option("--namespace", default=None, help="Kubeflow profile namespace (multi-user Kubeflow).")
 def upload_command(name: str, host: str, version: str | None, namespace: str | None) -> None:
     """Upload pipeline NAME to Kubeflow Pipelines: a new pipeline, or a new version of it."""
-    from distml.pipelines.runner import upload
+    from distml.pipelines import get_pipeline
+    from distml.runs import upload
+
+    with option_errors():
+        get_pipeline(name)
 
     result = upload(name, host, version, namespace=namespace)
     if result.created:

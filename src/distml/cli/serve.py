@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from distml.cli.options import node_selector_callback, tolerations_callback
+from distml.cli.options import node_selector_callback, option_errors, tolerations_callback
 from distml.cli.output import make_console
 
 console = make_console(stderr=True)
@@ -212,29 +212,33 @@ def deploy_command(
     if not storage_uri:
         raise click.UsageError("--target kserve needs --storage-uri")
     from distml import kube
+    from distml.kube import manifest_yaml
     from distml.serving import deploy
-    from distml.serving.isvc import ServingSpec, build_inference_service, to_yaml
+    from distml.serving.isvc import ServingSpec, build_inference_service
 
-    spec = ServingSpec(
-        name=name,
-        storage_uri=storage_uri,
-        namespace=namespace or kube.current_namespace(),  # the dry run shows what a deploy would write
-        model_format=model_format,
-        runtime_version=runtime_version,
-        gpus=gpus,
-        cpu=cpu,
-        memory=memory,
-        node_selector=node_selector,
-        tolerations=tolerations,
-        min_replicas=min_replicas,
-        max_replicas=max_replicas,
-        scale_metric=scale_metric,
-        scale_target=scale_target,
-        canary_traffic_percent=canary_percent,
-        service_account=service_account,
-    )
+    namespace = namespace or kube.current_namespace()  # the dry run shows what a deploy would write
+    with option_errors():  # checks the name, storage URI, runtime version, replicas and scaling
+        spec = ServingSpec(
+            name=name,
+            storage_uri=storage_uri,
+            namespace=namespace,
+            model_format=model_format,
+            runtime_version=runtime_version,
+            gpus=gpus,
+            cpu=cpu,
+            memory=memory,
+            node_selector=node_selector,
+            tolerations=tolerations,
+            min_replicas=min_replicas,
+            max_replicas=max_replicas,
+            scale_metric=scale_metric,
+            scale_target=scale_target,
+            canary_traffic_percent=canary_percent,
+            service_account=service_account,
+        )
+        spec.check()
     if dry_run:
-        click.echo(to_yaml(build_inference_service(spec)), nl=False)
+        click.echo(manifest_yaml(build_inference_service(spec)), nl=False)
         return
     api_client = kube.api_client()
     started = time.monotonic()

@@ -8,7 +8,14 @@ from pathlib import Path
 
 import click
 
-from distml.cli.options import SEED, finite_callback, parse_node_selector, parse_toleration
+from distml.cli.options import (
+    SEED,
+    finite_callback,
+    option_errors,
+    parse_node_selector,
+    parse_toleration,
+    source_callback,
+)
 from distml.training.models import ARCHITECTURES
 
 
@@ -21,7 +28,11 @@ def _echo_err(line: str) -> None:
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Worker replicas.")
 @click.option("--model", "model", type=click.Choice(ARCHITECTURES), required=True, help="Architecture.")
 @click.option(
-    "--data", "source", required=True, help="Loaded-data folder, or a source: sklearn:digits, dtd:PATH, npz:PATH..."
+    "--data",
+    "source",
+    required=True,
+    callback=source_callback,
+    help="Loaded-data folder, or a source: sklearn:digits, dtd:PATH, npz:PATH...",
 )
 @click.option("--epochs", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Per worker.")
@@ -102,17 +113,18 @@ def train(
     if launcher == "kubernetes":
         from distml.components.image import COMPONENT_IMAGE
 
-        options = launch.ClusterOptions(
-            launch.pod_template(
-                image or COMPONENT_IMAGE,
-                gpus_per_worker=gpus_per_worker,
-                node_selector=parse_node_selector(node_selector),
-                tolerations=[parse_toleration(item) for item in toleration],
-            ),
-            namespace=namespace,
-            pvc=PvcMount.parse(pvc) if pvc else None,
-            timeout=timeout,
-        )
+        with option_errors():
+            options = launch.ClusterOptions(
+                launch.pod_template(
+                    image or COMPONENT_IMAGE,
+                    gpus_per_worker=gpus_per_worker,
+                    node_selector=parse_node_selector(node_selector),
+                    tolerations=[parse_toleration(item) for item in toleration],
+                ),
+                namespace=namespace,
+                pvc=PvcMount.parse(pvc) if pvc else None,
+                timeout=timeout,
+            )
         if dry_run:
             click.echo(launch.dry_run_yaml(config, workers, options, launch.job_name_for(config, options)), nl=False)
             return

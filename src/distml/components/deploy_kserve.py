@@ -60,7 +60,7 @@ def deploy_kserve(
     import logging
     from collections import namedtuple
 
-    from distml.serving.step import deploy_step
+    from distml.serving.deploy_step import deploy_step
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     result = deploy_step(

@@ -1,6 +1,6 @@
 """The container image every distml component runs in.
 
-Defaults to the image built from docker/tensorflow with a tag equal to the package version;
+Defaults to the image built from images/tensorflow with a tag equal to the package version;
 set DISTML_IMAGE before compiling (``DISTML_IMAGE=... distml compile``) to use your own
 registry. The image holds this package, so component bodies only import and call it.
 """

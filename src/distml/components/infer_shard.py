@@ -42,7 +42,7 @@ def infer_shard(
         metrics: MIoU or accuracy, images and seconds of this shard, for KFP's UI.
         Output: The number of images inferred.
     """
-    from distml.inference.runner import infer_part_step
+    from distml.inference.shard import infer_part_step
 
     del dataset  # consumed for its files (see above), not read here
     result = infer_part_step(

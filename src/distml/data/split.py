@@ -256,8 +256,8 @@ def read_manifest(parts_dir: str | os.PathLike[str]) -> list[PartInfo]:
     for k, entry in enumerate(entries):
         try:
             info = PartInfo(**entry)
-        except TypeError:
-            raise DatasetError(f"parts[{k}] is not a part entry", where=str(path)) from None
+        except TypeError as err:
+            raise DatasetError(f"parts[{k}] is not a part entry", where=str(path)) from err
         entry_inside(folder, info.file, where=f"{path}: parts[{k}].file")
         infos.append(info)
     return infos

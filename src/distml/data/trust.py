@@ -94,7 +94,7 @@ def check_locations(
                 missing.append(name)
                 continue
             except OSError as err:
-                raise DatasetError(f"{name}: cannot be read ({err.strerror})", where=where) from None
+                raise DatasetError(f"{name}: cannot be read ({err.strerror})", where=where) from err
             if not stat.S_ISREG(mode):
                 raise DatasetError(
                     f"{name}: not a regular file ({_kind(mode)}); only regular files are read",
@@ -160,7 +160,7 @@ def read_json(path: Path) -> object:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise DatasetError(f"cannot read it as JSON ({err.__class__.__name__})", where=str(path)) from None
+        raise DatasetError(f"cannot read it as JSON ({err.__class__.__name__})", where=str(path)) from err
 
 
 def entry_inside(folder: str | os.PathLike[str], entry: object, *, where: str) -> Path:

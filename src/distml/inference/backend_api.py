@@ -57,7 +57,7 @@ class Batch:
 
 
 @dataclass(frozen=True)
-class Selection:
+class ImageSelection:
     """The images of one split of a part file, and the task they imply."""
 
     dataset: Dataset
@@ -74,7 +74,7 @@ class Selection:
 EVERY_IMAGE = "all"
 
 
-def select_images(part_file: str | os.PathLike[str], split: str | None) -> Selection:
+def select_images(part_file: str | os.PathLike[str], split: str | None) -> ImageSelection:
     """Read a part file and pick a split (None, or ``all`` when no split has that name: every image).
 
     The split may be empty: a part of a small dataset can hold no test image, and its shard
@@ -84,7 +84,7 @@ def select_images(part_file: str | os.PathLike[str], split: str | None) -> Selec
     dataset = read_dataset(path)
     if split == EVERY_IMAGE and EVERY_IMAGE not in (dataset.split or {}):
         split = None
-    return Selection(dataset, path, split, dataset.indices(split))
+    return ImageSelection(dataset, path, split, dataset.indices(split))
 
 
 def resolve_model(model: str | os.PathLike[str], suffixes: tuple[str, ...] = (".onnx",)) -> Path:
@@ -169,7 +169,7 @@ def _open(path: Path, where: str) -> PILImage.Image:
             f"image file not found: {path}", where=where, hint="Fix the path or restore the file."
         ) from None
     except (UnidentifiedImageError, OSError) as err:
-        raise DistmlError(f"cannot read image {path} ({err.__class__.__name__})", where=where) from None
+        raise DistmlError(f"cannot read image {path} ({err.__class__.__name__})", where=where) from err
     return picture
 
 
@@ -224,11 +224,11 @@ class Backend(ABC):
         """What ran (model file, provider, device), for metrics.json."""
 
     @abstractmethod
-    def batches(self, selection: Selection, batch_size: int) -> Iterator[Batch]:
+    def batches(self, selection: ImageSelection, batch_size: int) -> Iterator[Batch]:
         """The batches of ``selection`` in its order, in the common layout (``Batch``)."""
 
 
-def read_batch(selection: Selection, chunk: list[int], spec: ModelInput) -> tuple[np.ndarray, list, list[str]]:
+def read_batch(selection: ImageSelection, chunk: list[int], spec: ModelInput) -> tuple[np.ndarray, list, list[str]]:
     """Images (N, H, W, C) of a chunk of image indices, their ground-truth paths or classes, locations."""
     dataset = selection.dataset
     images = np.empty((len(chunk), spec.height, spec.width, spec.channels), dtype=np.float32)
@@ -258,7 +258,7 @@ def finish_batch(
     images: np.ndarray,
     truths: list,
     outputs: np.ndarray,
-    selection: Selection,
+    selection: ImageSelection,
     *,
     where: str,
 ) -> Batch:

@@ -9,7 +9,7 @@ only a subset of ONNX: for a Model folder this backend runs ``model-eddl.onnx``,
 distml.inference.eddl_onnx (tf2onnx's ``model.onnx`` does not import into EDDL v1.1b).
 
 pyecvl and pyeddl need the ECVL/EDDL C++ libraries: ``make setup`` installs them from
-``../shared/ecvl`` where that build is beside the clone, elsewhere the docker/ecvl image has them;
+``../shared/ecvl`` where that build is beside the clone, elsewhere the images/ecvl image has them;
 without them ``unavailable_reason`` says so and the backend is skipped.
 """
 
@@ -31,8 +31,8 @@ from distml.inference.backend_api import (
     ONNX_FILE,
     Backend,
     Batch,
+    ImageSelection,
     ModelInput,
-    Selection,
     classification_output,
     model_input_from_shape,
     resolve_model,
@@ -109,7 +109,7 @@ class EcvlBackend(Backend):
                 where=str(self.model_path),
                 hint=f"Export with distml.inference.eddl_onnx ({EDDL_ONNX_FILE} in a model folder); "
                 "tf2onnx's model.onnx is for ONNX Runtime.",
-            ) from None
+            ) from err
         device = eddl.CS_GPU() if self.gpu else eddl.CS_CPU(threads or -1)
         # init_weights False: keep the imported weights (True would draw new ones), unless a .bin brings them.
         eddl.build(self.net, eddl.sgd(0.0), ["mse"], ["mse"], device, self.weights is not None)
@@ -153,7 +153,7 @@ class EcvlBackend(Backend):
         except ImportError as err:
             return (
                 f"pyecvl/pyeddl not importable ({err}); run `make setup` with ../shared/ecvl beside the clone, "
-                "or use the docker/ecvl image"
+                "or use the images/ecvl image"
             )
         return None
 
@@ -165,7 +165,7 @@ class EcvlBackend(Backend):
             "import_seconds": self.import_seconds,
         }
 
-    def batches(self, selection: Selection, batch_size: int) -> Iterator[Batch]:
+    def batches(self, selection: ImageSelection, batch_size: int) -> Iterator[Batch]:
         ecvl, eddl = deephealth_modules()
         spec = self.input
         splits = list(selection.dataset.split or {})
@@ -209,7 +209,7 @@ class EcvlBackend(Backend):
         finally:
             dataset.Stop()
 
-    def _batch(self, number, locations, images, truths, outputs, selection: Selection) -> Batch:
+    def _batch(self, number, locations, images, truths, outputs, selection: ImageSelection) -> Batch:
         where = str(self.model_path)
         if selection.task == SEGMENTATION:
             masks = segmentation_output(outputs, where=where)
@@ -225,7 +225,7 @@ class EcvlBackend(Backend):
         return Batch(number, locations, images, truths.argmax(axis=1).astype(np.int64), scores)
 
     @staticmethod
-    def _check_order(samples, locations: list[str], selection: Selection) -> None:
+    def _check_order(samples, locations: list[str], selection: ImageSelection) -> None:
         """ECVL must deliver the split in file order, or metrics per image would be misattributed."""
         for sample, location in zip(samples, locations, strict=True):
             if Path(sample.location_[0]).name != Path(location).name:

@@ -15,7 +15,7 @@ from typing import Any
 from distml.errors import DistmlError
 from distml.inference.metrics import CLASSIFICATION, SEGMENTATION, combine
 from distml.inference.report import write_report
-from distml.inference.runner import METRICS_FILE, read_shard_metrics
+from distml.inference.shard import METRICS_FILE, read_shard_metrics
 from distml.staging import staged_folder
 
 REPORT_FILE = "report.html"

@@ -9,7 +9,7 @@ from distml.errors import DistmlError
 from distml.inference.backend_api import (
     Backend,
     Batch,
-    Selection,
+    ImageSelection,
     finish_batch,
     model_input_from_shape,
     read_batch,
@@ -37,7 +37,7 @@ class OnnxRuntimeBackend(Backend):
             self.session = ort.InferenceSession(str(self.model_path), sess_options=options, providers=providers)
         except Exception as err:  # onnxruntime raises its own untyped errors for bad files
             first_line = str(err).strip().splitlines()[0] if str(err).strip() else err.__class__.__name__
-            raise DistmlError(f"cannot load the ONNX model: {first_line}", where=str(self.model_path)) from None
+            raise DistmlError(f"cannot load the ONNX model: {first_line}", where=str(self.model_path)) from err
         inputs = self.session.get_inputs()
         if len(inputs) != 1:
             raise DistmlError(f"model has {len(inputs)} inputs; an image model has one", where=str(self.model_path))
@@ -54,7 +54,7 @@ class OnnxRuntimeBackend(Backend):
     def describe(self) -> dict[str, object]:
         return {"model": str(self.model_path), "provider": self.session.get_providers()[0]}
 
-    def batches(self, selection: Selection, batch_size: int) -> Iterator[Batch]:
+    def batches(self, selection: ImageSelection, batch_size: int) -> Iterator[Batch]:
         where_model = str(self.model_path)
         spec = self.input
         for number, start in enumerate(range(0, len(selection.indices), batch_size)):

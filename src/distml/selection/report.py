@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from distml.selection.select import Selection, copy_model_folder, select_model
+from distml.selection.select import ModelSelection, copy_model_folder, select_model
 from distml.staging import staged_folder
 
 MODEL_SUBDIR = "model"
@@ -18,7 +18,7 @@ MODEL_SUBDIR = "model"
 EXTRA_COLUMNS = ("test_accuracy", "test_miou", "test_loss", "workers", "global_batch_size")
 
 
-def _columns(selection: Selection) -> list[str]:
+def _columns(selection: ModelSelection) -> list[str]:
     present = {key for c in selection.ranked for key in c.metrics}
     return [selection.metric] + [col for col in EXTRA_COLUMNS if col in present and col != selection.metric]
 
@@ -29,12 +29,12 @@ def _cell(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _title(selection: Selection) -> str:
+def _title(selection: ModelSelection) -> str:
     direction = "lowest" if selection.lowest else "highest"
     return f"Model selection: {direction} {selection.metric} wins; chosen: {selection.chosen.name}"
 
 
-def markdown_table(selection: Selection) -> str:
+def markdown_table(selection: ModelSelection) -> str:
     """A Markdown page: a title line and one row per model, best first."""
     columns = _columns(selection)
     lines = [f"# {_title(selection)}", "", "| rank | model | " + " | ".join(columns) + " | chosen |"]
@@ -46,7 +46,7 @@ def markdown_table(selection: Selection) -> str:
     return "\n".join(lines) + "\n"
 
 
-def html_report(selection: Selection) -> str:
+def html_report(selection: ModelSelection) -> str:
     """A self-contained HTML page with the same table (the KFP UI shows HTML artifacts)."""
     columns = _columns(selection)
     head = "".join(f"<th>{html.escape(col)}</th>" for col in ["rank", "model", *columns])
@@ -63,7 +63,7 @@ def html_report(selection: Selection) -> str:
     )
 
 
-def selection_summary(selection: Selection) -> dict[str, Any]:
+def selection_summary(selection: ModelSelection) -> dict[str, Any]:
     """What was chosen and the ranking, for ``selection.json``."""
     return {
         "metric": selection.metric,
@@ -85,7 +85,7 @@ def select_best_model(
     best_dir: str | os.PathLike[str],
     comparison_file: str | os.PathLike[str],
     report_file: str | os.PathLike[str],
-) -> Selection:
+) -> ModelSelection:
     """Select the best of ``model_dirs`` by ``metric`` and write each result where asked (the select_model step).
 
     ``best_dir`` gets a copy of the chosen Model folder, ``comparison_file`` the Markdown table and
@@ -98,7 +98,7 @@ def select_best_model(
     return selection
 
 
-def write_selection(selection: Selection, out_dir: str | os.PathLike[str]) -> Path:
+def write_selection(selection: ModelSelection, out_dir: str | os.PathLike[str]) -> Path:
     """Write ``out_dir`` with ``model/`` (a copy of the chosen folder), comparison.md/.html, selection.json.
 
     Built under a temporary name and renamed, so a failure leaves no folder that looks complete.

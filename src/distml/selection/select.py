@@ -35,7 +35,7 @@ class Candidate:
 
 
 @dataclass(frozen=True)
-class Selection:
+class ModelSelection:
     """The ranking (best first) of the candidates by ``metric``."""
 
     metric: str
@@ -57,7 +57,7 @@ def select_model(
     *,
     lowest: bool = False,
     names: list[str] | None = None,
-) -> Selection:
+) -> ModelSelection:
     """Rank the Model ``folders`` by ``metric`` (highest first, or lowest first for a loss)."""
     if not folders:
         raise DistmlError("no models to select from", hint="Give at least one model folder.")
@@ -71,7 +71,7 @@ def select_model(
     if all(math.isnan(c.value) for c in candidates):
         raise DistmlError(f"every model has {metric} = NaN", hint="Training diverged; there is nothing to select.")
     ranked = sorted(candidates, key=lambda c: _rank_key(c, lowest))
-    return Selection(metric=metric, lowest=lowest, ranked=ranked)
+    return ModelSelection(metric=metric, lowest=lowest, ranked=ranked)
 
 
 def display_names(paths: list[Path]) -> list[str]:
@@ -116,7 +116,7 @@ def _read(folder: Path) -> dict[str, Any]:
             f"no {METRICS_FILE}", where=str(folder), hint="Give Model folders written by training."
         ) from None
     except json.JSONDecodeError as err:
-        raise DistmlError(f"not valid JSON: {err}", where=str(path)) from None
+        raise DistmlError(f"not valid JSON: {err}", where=str(path)) from err
     if not isinstance(metrics, dict):
         raise DistmlError("must hold a JSON object", where=str(path))
     return metrics

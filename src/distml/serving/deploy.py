@@ -24,24 +24,28 @@ HTTP status this module needs to tell a missing KServe (404) from missing RBAC (
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from distml import kube
 from distml.errors import DistmlError
 from distml.kube import GPU_RESOURCE
 
 GROUP = "serving.kserve.io"
 VERSION = "v1beta1"
 PLURAL = "inferenceservices"
-RESOURCE = f"{PLURAL}.{GROUP}"
-FIELD_MANAGER = "distml"
-RBAC_HINT = (
-    "Bind the pipeline's service account to the Role distml-pipeline-runner in manifests/rbac.yaml "
-    "(kubectl apply -n {namespace} -f manifests/rbac.yaml)."
+INFERENCE_SERVICES = kube.CustomResource(
+    kind="InferenceService",
+    group=GROUP,
+    version=VERSION,
+    plural=PLURAL,
+    provider="KServe",
+    install_hint="Install KServe (https://kserve.github.io/website/) or serve locally with "
+    "`distml deploy --target local`.",
 )
+FIELD_MANAGER = "distml"
 #: KServe model states after which waiting longer cannot help.
 TERMINAL_TRANSITIONS = ("BlockedByFailedLoad", "InvalidSpec")
 UP_TO_DATE = "UpToDate"
@@ -331,15 +335,14 @@ def _get(api: Any, name: str, namespace: str, *, missing_ok: bool) -> dict[str, 
             reraise_not_found=True,
         )
     except ApiException as err:
-        details = _status_body(err).get("details") or {}
-        if details.get("name") == name and details.get("kind") == PLURAL:
-            if missing_ok:
-                return None
-            raise DistmlError(
-                f"InferenceService {namespace}/{name} disappeared while waiting",
-                hint="Someone deleted it; deploy again.",
-            ) from None
-        raise _kserve_missing(namespace) from None
+        if not kube.object_missing(err, INFERENCE_SERVICES):
+            raise kube.api_error(err, "get", INFERENCE_SERVICES, namespace, name) from err
+        if missing_ok:
+            return None
+        raise DistmlError(
+            f"InferenceService {namespace}/{name} disappeared while waiting",
+            hint="Someone deleted it; deploy again.",
+        ) from err
 
 
 def _call(
@@ -351,7 +354,7 @@ def _call(
     reraise_not_found: bool = False,
     **kwargs: Any,
 ) -> Any:
-    """Call the API; turn refusals into DistmlErrors that say what to do."""
+    """Call the API; turn refusals into DistmlErrors that say what to do (distml.kube.api_error)."""
     import urllib3
     from kubernetes.client.exceptions import ApiException
 
@@ -360,43 +363,6 @@ def _call(
     except ApiException as err:
         if err.status == 404 and reraise_not_found:
             raise
-        raise _api_error(err, verb, namespace, name) from None
+        raise kube.api_error(err, verb, INFERENCE_SERVICES, namespace, name) from err
     except urllib3.exceptions.HTTPError as err:
-        raise DistmlError(
-            f"cannot reach the Kubernetes API: {err}", hint="Check the cluster address in your kubeconfig."
-        ) from None
-
-
-def _api_error(err: Any, verb: str, namespace: str, name: str) -> DistmlError:
-    status = _status_body(err)
-    message = status.get("message") or err.reason or ""
-    if err.status == 403:
-        return DistmlError(
-            f"forbidden: cannot {verb} {RESOURCE} in namespace {namespace} ({message})",
-            hint=RBAC_HINT.format(namespace=namespace),
-        )
-    if err.status == 404:
-        if (status.get("details") or {}).get("kind") == "namespaces":
-            return DistmlError(f"namespace {namespace} does not exist", hint="Create it or pass --namespace.")
-        return _kserve_missing(namespace)
-    keep = " The InferenceService that was serving is unchanged." if verb == "patch" else ""
-    return DistmlError(
-        f"{verb} InferenceService {namespace}/{name} refused: HTTP {err.status} {status.get('reason') or err.reason}: "
-        f"{message}",
-        hint=f"Fix the setting the message names.{keep}",
-    )
-
-
-def _kserve_missing(namespace: str) -> DistmlError:
-    return DistmlError(
-        f"the API server has no {RESOURCE}/{VERSION} (KServe is not installed) for namespace {namespace}",
-        hint="Install KServe (https://kserve.github.io/website/) or serve locally with `distml deploy --target local`.",
-    )
-
-
-def _status_body(err: Any) -> dict[str, Any]:
-    try:
-        body = json.loads(err.body or "{}")
-    except (TypeError, ValueError):
-        return {}
-    return body if isinstance(body, dict) else {}
+        raise kube.unreachable_error(err) from err

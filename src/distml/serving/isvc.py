@@ -176,16 +176,3 @@ def build_inference_service(spec: ServingSpec) -> Any:
         metadata=V1ObjectMeta(name=spec.name, namespace=spec.namespace, labels=dict(MANAGED_BY)),
         spec=V1beta1InferenceServiceSpec(predictor=predictor),
     )
-
-
-def to_dict(isvc: Any) -> dict[str, Any]:
-    """The manifest as plain JSON types (camelCase keys, no None fields)."""
-    from kubernetes.client import ApiClient
-
-    return ApiClient().sanitize_for_serialization(isvc)
-
-
-def to_yaml(isvc: Any) -> str:
-    import yaml
-
-    return yaml.safe_dump(to_dict(isvc), sort_keys=False)

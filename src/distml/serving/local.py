@@ -1,6 +1,6 @@
 """Serve a Model folder with KServe's own Python model server, on a laptop or in a pipeline step.
 
-``DistmlModel`` is a ``kserve.Model``: V1 protocol (``GET /v1/models/NAME``, ``POST
+``distml.serving.kserve_model.DistmlModel`` is a ``kserve.Model``: V1 protocol (``GET /v1/models/NAME``, ``POST
 /v1/models/NAME:predict`` with ``{"instances": [...]}``) and V2 (``POST /v2/models/NAME/infer``).
 Requests of the wrong shape or type get HTTP 400 with a message saying what the model takes.
 A Model folder with a Triton repository (every ONNX export) is also served under that
@@ -25,7 +25,6 @@ import asyncio
 import json
 import logging
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from distml.errors import DistmlError
+from distml.ports import free_ports
 from distml.training.model_folder import KERAS_FILE, ONNX_FILE, read_model_info, triton_model_name
 
 #: Largest batch one request may carry (bounds the server's memory per request).
@@ -45,14 +45,9 @@ MAX_INSTANCES = 4096
 
 
 def _import_kserve() -> Any:
-    """Import kserve with a clean argv: its model_server module parses sys.argv at import time."""
-    saved = sys.argv
-    sys.argv = saved[:1]
-    try:
-        import kserve
-        import kserve.model_server  # the import that reads argv
-    finally:
-        sys.argv = saved
+    """kserve, imported with a clean argv (its model_server module parses sys.argv at import time)."""
+    from distml.serving.kserve_model import kserve
+
     return kserve
 
 
@@ -79,16 +74,20 @@ class Predictor:
             self._session = onnxruntime.InferenceSession(
                 str(folder / ONNX_FILE), options, providers=["CPUExecutionProvider"]
             )
-            self._input_name = self._session.get_inputs()[0].name
+            self.input_name = self._session.get_inputs()[0].name
             self.output_name = self._session.get_outputs()[0].name
+            dims = self._session.get_outputs()[0].shape[1:]
         elif (folder / KERAS_FILE).exists():
             from distml.training.model_folder import load_model_folder
 
             self.backend = "tensorflow"
             self._model, _ = load_model_folder(folder)
-            self.output_name = "output"
+            self.input_name, self.output_name = "input", "output"
+            dims = self._model.output_shape[1:]
         else:
             raise DistmlError(f"neither {ONNX_FILE} nor {KERAS_FILE}", where=str(folder), hint="Export the model.")
+        #: What one instance gives (V2 model metadata); -1 where the graph leaves a size open.
+        self.output_shape = tuple(n if isinstance(n, int) and n >= 0 else -1 for n in dims)
 
     def check(self, batch: Any) -> np.ndarray:
         """``batch`` as float32 of shape (N, *input_shape), or ValueError saying what is wrong."""
@@ -114,7 +113,7 @@ class Predictor:
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Model outputs for a checked float32 batch."""
         if self.backend == "onnxruntime":
-            return self._session.run(None, {self._input_name: batch})[0]
+            return self._session.run(None, {self.input_name: batch})[0]
         return self._model(batch, training=False).numpy()
 
 
@@ -126,58 +125,9 @@ def serving_names(model_dir: str | os.PathLike[str], name: str) -> list[str]:
 
 def make_kserve_models(model_dir: str | os.PathLike[str], name: str, *, threads: int = 1) -> list[Any]:
     """Loaded ``kserve.Model``s serving ``model_dir`` under each of serving_names (one Predictor shared)."""
-    predictor = Predictor(model_dir, threads=threads)
-    return [make_kserve_model(model_dir, served, predictor) for served in serving_names(model_dir, name)]
+    from distml.serving.kserve_model import make_models
 
-
-def make_kserve_model(model_dir: str | os.PathLike[str], name: str, predictor: Predictor | None = None) -> Any:
-    """A loaded ``kserve.Model`` serving ``model_dir`` under ``name`` (with ``predictor`` if one is loaded)."""
-    kserve = _import_kserve()
-    from kserve.errors import InvalidInput
-    from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
-
-    class DistmlModel(kserve.Model):
-        """V1 {"instances"} -> {"predictions"}; V2 first input tensor -> output tensor "output"."""
-
-        def __init__(self) -> None:
-            super().__init__(name)
-            self.predictor: Predictor | None = None
-
-        def load(self) -> bool:
-            self.predictor = predictor or Predictor(model_dir)
-            self.ready = True
-            return self.ready
-
-        async def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
-            """Off the event loop: KServe awaits a coroutine ``predict`` but runs a plain one on the
-            loop itself (kserve v0.21.0 python/kserve/kserve/model.py:252), where a large batch would
-            hold up every health and readiness check."""
-            return await asyncio.to_thread(self._predict, payload)
-
-        def _predict(self, payload: Any) -> Any:
-            assert self.predictor is not None
-            if isinstance(payload, InferRequest):
-                if not payload.inputs:
-                    raise InvalidInput("the V2 request has no inputs")
-                try:
-                    batch = self.predictor.check(payload.inputs[0].as_numpy())
-                except ValueError as err:
-                    raise InvalidInput(str(err)) from None
-                result = self.predictor.predict(batch).astype(np.float32)
-                output = InferOutput(name=self.predictor.output_name, shape=list(result.shape), datatype="FP32")
-                output.set_data_from_numpy(result, binary_data=False)
-                return InferResponse(response_id=payload.id or "", model_name=name, infer_outputs=[output])
-            if not isinstance(payload, dict) or "instances" not in payload:
-                raise InvalidInput('expected a JSON object {"instances": [...]}')
-            try:
-                batch = self.predictor.check(payload["instances"])
-            except ValueError as err:
-                raise InvalidInput(str(err)) from None
-            return {"predictions": self.predictor.predict(batch).tolist()}
-
-    model = DistmlModel()
-    model.load()
-    return model
+    return make_models(model_dir, serving_names(model_dir, name), Predictor(model_dir, threads=threads))
 
 
 #: Where ``distml serve`` listens unless told otherwise: this machine only.
@@ -300,13 +250,6 @@ def run_server(
     asyncio.run(rest.start())
 
 
-def free_port() -> int:
-    """A TCP port free on loopback right now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class LocalServer:
     """The model server in a child process; a context manager that always stops it."""
 
@@ -326,7 +269,7 @@ class LocalServer:
         self.host = host
         self.max_request_bytes = max_request_bytes
         self.log_requests = log_requests
-        self.port = port or free_port()
+        self.port = port or free_ports(1)[0]
         self.url = f"http://{_client_address(host)}:{self.port}"
         self._process: subprocess.Popen[bytes] | None = None
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 - the child's output, closed in __exit__

@@ -1,1 +1,17 @@
-"""Distributed training: the MultiWorkerMirroredStrategy worker, TFJob specs and launchers."""
+"""Distributed training: the MultiWorkerMirroredStrategy worker, TFJob specs and launchers.
+
+The names a notebook or script needs, importable from here (each module loads on first use:
+importing the package loads no TensorFlow).
+"""
+
+from distml.lazy_exports import lazy_exports
+
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "distml.training.launch": ("ClusterOptions", "train", "train_local", "train_kubernetes", "dry_run_yaml"),
+        "distml.training.worker": ("WorkerConfig",),
+        "distml.training.spec": ("TrainingSpec", "PvcMount", "RunPolicy"),
+        "distml.training.model_folder": ("load_model_folder", "read_model_info"),
+    },
+)

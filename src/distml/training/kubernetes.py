@@ -37,14 +37,20 @@ from distml.training.tfjob import (
     REPLICA_INDEX_LABEL,
     REPLICA_TYPE_LABEL,
     build_tfjob,
-    to_dict,
 )
 
 GROUP, VERSION, PLURAL = "kubeflow.org", "v1", "tfjobs"
-RBAC_ROLE, RBAC_FILE = "distml-pipeline-runner", "manifests/rbac.yaml"
 INSTALL_OPERATOR = (
     'kubectl apply --server-side -k "github.com/kubeflow/training-operator.git/'
     'manifests/overlays/standalone?ref=v1.9.0"'
+)
+TFJOBS = kube.CustomResource(
+    kind="TFJob",
+    group=GROUP,
+    version=VERSION,
+    plural=PLURAL,
+    provider="Training Operator",
+    install_hint=f"Install Training Operator v1.9: {INSTALL_OPERATOR}",
 )
 LOG_TAIL_LINES = 50
 #: Seconds by which two log reads of a pod overlap; the lines read twice are dropped by their timestamp.
@@ -137,12 +143,12 @@ class TFJobLauncher:
         from kubernetes.client.exceptions import ApiException
 
         try:
-            self.custom.create_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, to_dict(job))
+            self.custom.create_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, kube.manifest(job))
         except ApiException as err:
             if err.status == 409:  # created meanwhile by an earlier attempt of this run
                 self.progress(f"tfjob {name}: already exists, re-attaching")
                 return True
-            raise self._api_error(err, "create", "tfjobs.kubeflow.org") from None
+            raise kube.api_error(err, "create", TFJOBS, self.namespace, name) from err
         self.progress(f"tfjob {name}: created in namespace {self.namespace}")
         return False
 
@@ -153,9 +159,9 @@ class TFJobLauncher:
         try:
             return self.custom.get_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
         except ApiException as err:
-            if err.status == 404 and _job_missing(err):
+            if kube.object_missing(err, TFJOBS):
                 return None
-            raise self._api_error(err, "get", "tfjobs.kubeflow.org") from None
+            raise kube.api_error(err, "get", TFJOBS, self.namespace, name) from err
 
     def _delete(self, name: str) -> None:
         """Delete the job; a failure to do so is reported, never raised (it would hide why we delete)."""
@@ -221,13 +227,13 @@ class TFJobLauncher:
             if err.status in TRANSIENT_STATUSES:
                 self.progress(f"tfjob {name}: API error {err.status} {err.reason}, retrying")
                 return None
-            if err.status == 404 and _job_missing(err):
+            if kube.object_missing(err, TFJOBS):
                 raise TrainingFailed(
                     f"TFJob {name} was deleted while it ran (not by this launcher)",
                     where=f"namespace {self.namespace}",
                     hint="Check who deletes TFJobs there (a TTL, a cleanup job, a person), then run again.",
-                ) from None
-            raise self._api_error(err, "get", "tfjobs.kubeflow.org") from None
+                ) from err
+            raise kube.api_error(err, "get", TFJOBS, self.namespace, name) from err
         except _unreachable() as err:
             self.progress(f"tfjob {name}: {_unreachable_reason(err)}, retrying")
             return None
@@ -272,7 +278,7 @@ class TFJobLauncher:
         try:
             text = self.core.read_namespaced_pod_log(replica.pod, self.namespace, **options) or ""
         except ApiException as err:
-            self._log_problem(replica, f"{err.status} {_status_message(err)}")
+            self._log_problem(replica, f"{err.status} {kube.api_message(err)}")
             return
         except _unreachable() as err:
             self._log_problem(replica, _unreachable_reason(err))
@@ -375,7 +381,7 @@ class TFJobLauncher:
                 pod, self.namespace, container=CONTAINER_NAME, tail_lines=LOG_TAIL_LINES * 4
             ) or ""
         except ApiException as err:
-            return f"(logs unavailable: {err.status} {_status_message(err)})"
+            return f"(logs unavailable: {err.status} {kube.api_message(err)})"
         except _unreachable() as err:
             return f"(logs unavailable: {_unreachable_reason(err)})"
 
@@ -397,28 +403,6 @@ class TFJobLauncher:
 
     def _saved_hint(self) -> str | None:
         return f"Pod logs and events were saved to {self.failure_dir}." if self.failure_dir else None
-
-    def _api_error(self, err: Any, verb: str, resource: str) -> DistmlError:
-        """A 404 or 403 from the API server as an error that says what to do."""
-        where = f"namespace {self.namespace}"
-        if err.status == 404 and not _job_missing(err):
-            if "namespaces" in (err.body or ""):
-                return DistmlError(f"namespace {self.namespace} does not exist", hint="Pass an existing --namespace.")
-            return DistmlError(
-                "Training Operator not installed: the cluster has no TFJob resource (kubeflow.org/v1 tfjobs)",
-                where=where,
-                hint=f"Install Training Operator v1.9: {INSTALL_OPERATOR}",
-            )
-        if err.status == 403:
-            return DistmlError(
-                f"forbidden: cannot {verb} {resource}",
-                where=where,
-                hint=f"Bind the service account to the Role {RBAC_ROLE} from {RBAC_FILE} "
-                f"(kubectl apply -n {self.namespace} -f {RBAC_FILE}).",
-            )
-        if err.status == 401:
-            return DistmlError("unauthorized by the API server", where=where, hint="Check your kubeconfig or token.")
-        return DistmlError(f"Kubernetes API error on {verb} {resource}: {err.status} {err.reason}", where=where)
 
 
 def launching_pod_owner(environ: os._Environ | dict[str, str] = os.environ, namespace: str | None = None) -> Any:
@@ -448,15 +432,6 @@ def _unreachable_reason(err: BaseException) -> str:
     return f"API unreachable ({type(err).__name__})"
 
 
-def _job_missing(err: Any) -> bool:
-    """A 404 about the job itself (the resource type exists) rather than about the TFJob API."""
-    try:
-        details = json.loads(err.body or "{}").get("details") or {}
-    except ValueError:
-        return False
-    return details.get("kind") == "tfjobs" and bool(details.get("name"))
-
-
 def _state(status: dict) -> str:
     conditions = [c for c in status.get("conditions") or [] if c.get("status") == "True"]
     return conditions[-1]["type"] if conditions else "Pending"
@@ -482,14 +457,6 @@ def _stamp_key(stamp: str) -> str:
 def _log_lines(text: str) -> list[str]:
     """The lines of a log read after the job ended; none when it is our own "(logs unavailable...)" note."""
     return [] if text.startswith("(logs unavailable") else text.splitlines()
-
-
-def _status_message(err: Any) -> str:
-    """The API server's message in an error's Status body, else the HTTP reason."""
-    try:
-        return json.loads(err.body or "{}").get("message") or err.reason
-    except (ValueError, AttributeError):
-        return err.reason
 
 
 def _last_exit(pod: Any) -> str:

@@ -16,12 +16,13 @@ from distml import kube
 from distml.errors import DistmlError
 from distml.staging import staged_folder
 from distml.tolerations import tolerations_from_dicts
-from distml.training.local import run_local
+from distml.training.local import run_local_workers
 from distml.training.model_folder import METRICS_FILE
 from distml.training.spec import PvcMount, TrainingSpec, worker_args, worker_command
 from distml.training.worker import WorkerConfig
 
-Progress = Callable[[str], None]
+#: Progress of training, one line at a time (worker output, job conditions).
+LineProgress = Callable[[str], None]
 LAUNCHERS = ("local", "kubernetes")
 #: Metrics of metrics.json that the train component shows in KFP's UI.
 HEADLINE_METRICS = ("test_accuracy", "test_miou", "test_loss", "workers", "global_batch_size")
@@ -76,13 +77,13 @@ def train_local(
     config: WorkerConfig,
     workers: int,
     *,
-    progress: Progress | None = None,
+    progress: LineProgress | None = None,
     log_dir: str | os.PathLike[str] | None = None,
     timeout: float | None = None,
 ) -> dict[str, Any]:
     """Train with ``workers`` local processes; return the chief's metrics.json."""
     with tempfile.TemporaryDirectory(prefix="distml-train-logs-") as scratch:
-        run_local(worker_args(config), workers, log_dir=log_dir or scratch, progress=progress, timeout=timeout)
+        run_local_workers(worker_args(config), workers, log_dir=log_dir or scratch, progress=progress, timeout=timeout)
     return json.loads((config.out / METRICS_FILE).read_text(encoding="utf-8"))
 
 
@@ -92,7 +93,7 @@ def train(
     *,
     launcher: str,
     options: ClusterOptions | None = None,
-    progress: Progress | None = None,
+    progress: LineProgress | None = None,
     log_dir: str | os.PathLike[str] | None = None,
     timeout: float | None = None,
 ) -> dict[str, Any]:
@@ -132,7 +133,7 @@ def train_step(
     pvc: str,
     timeout_seconds: int,
     data_shard: str = "",
-    progress: Progress | None = print,
+    progress: LineProgress | None = print,
 ) -> dict[str, Any]:
     """The train component's body: its inputs as KFP gives them ("" and 0 for unset, JSON tolerations).
 
@@ -194,11 +195,12 @@ def cluster_spec(config: WorkerConfig, workers: int, options: ClusterOptions) ->
 
 def dry_run_yaml(config: WorkerConfig, workers: int, options: ClusterOptions, name: str) -> str:
     """The TFJob YAML that train_kubernetes would create; calls no API."""
-    from distml.training.tfjob import build_tfjob, to_yaml
+    from distml.kube import manifest_yaml
+    from distml.training.tfjob import build_tfjob
 
     options = replace(options, namespace=options.namespace or kube.current_namespace())
     staged = _on_volume(config, options, name) if options.pvc else config
-    return to_yaml(build_tfjob(cluster_spec(staged, workers, options), name=name, namespace=options.namespace))
+    return manifest_yaml(build_tfjob(cluster_spec(staged, workers, options), name=name, namespace=options.namespace))
 
 
 def job_name_for(config: WorkerConfig, options: ClusterOptions) -> str:
@@ -213,7 +215,7 @@ def train_kubernetes(
     options: ClusterOptions,
     *,
     api_client: Any | None = None,
-    progress: Progress | None = None,
+    progress: LineProgress | None = None,
     failure_dir: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Run ``config`` as a TFJob; with a PVC, stage the data onto it and copy the model back to ``config.out``.
@@ -266,7 +268,7 @@ def _launch(
     options: ClusterOptions,
     name: str,
     api_client: Any | None,
-    progress: Progress | None,
+    progress: LineProgress | None,
     failure_dir: str | os.PathLike[str] | None,
 ) -> None:
     from distml.training.kubernetes import TFJobLauncher, launching_pod_owner
@@ -289,7 +291,7 @@ def _check_output_folder(out: Path) -> None:
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise DistmlError(f"cannot create the model folder's parent ({err.strerror})", where=str(out.parent)) from None
+        raise DistmlError(f"cannot create the model folder's parent ({err.strerror})", where=str(out.parent)) from err
 
 
 def _stage_copy(source: Path, target: Path) -> None:

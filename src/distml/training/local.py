@@ -13,17 +13,17 @@ import json
 import os
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from contextlib import ExitStack, suppress
+from contextlib import suppress
 from pathlib import Path
 
 from distml.errors import DistmlError
+from distml.ports import free_ports
 from distml.training.cancel import CANCEL_ENV, sigterm_cancels
 
 #: Module every worker process runs, in both launchers.
@@ -35,22 +35,13 @@ class WorkerFailed(DistmlError):
     """A local worker exited non-zero; names it and carries its last log lines."""
 
 
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct free TCP ports on 127.0.0.1 (all held open until all are chosen)."""
-    with ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) for _ in range(count)]
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-
-
 def tf_config(ports: list[int], index: int) -> str:
     """TF_CONFIG of worker ``index`` in a cluster of loopback workers (worker 0 is the chief)."""
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     return json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
 
 
-def run_local(
+def run_local_workers(
     worker_args: list[str],
     workers: int,
     *,
@@ -132,6 +123,7 @@ def _wait(
         try:
             name = exits.get(timeout=None if deadline is None else max(0.0, deadline - time.monotonic()))
         except queue.Empty:
+            # from None: queue.Empty says no more than the message
             raise DistmlError(f"training did not finish within {timeout:.0f} s; the workers were stopped") from None
         running.discard(name)
         code = processes[name].returncode

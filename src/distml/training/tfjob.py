@@ -135,16 +135,3 @@ def _volume(claim: str) -> str:
     if len(label) > 63:  # keep distinct claims distinct after cutting
         label = f"{label[:52].rstrip('-')}-{hashlib.sha256(claim.encode()).hexdigest()[:10]}"
     return label
-
-
-def to_dict(job: Any) -> dict[str, Any]:
-    """The manifest as plain JSON-able data (what the API server receives)."""
-    from kubernetes.client import ApiClient
-
-    return ApiClient().sanitize_for_serialization(job)
-
-
-def to_yaml(job: Any) -> str:
-    import yaml
-
-    return yaml.safe_dump(to_dict(job), sort_keys=False)

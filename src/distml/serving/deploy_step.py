@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from distml.errors import DistmlError
-from distml.serving.isvc import ServingSpec, build_inference_service, storage_uri_of_artifact, to_yaml
+from distml.kube import manifest_yaml
+from distml.serving.isvc import ServingSpec, build_inference_service, storage_uri_of_artifact
 from distml.tolerations import tolerations_from_dicts
 from distml.training.model_folder import ONNX_FILE, TRITON_DIR, triton_model_name
 
@@ -108,7 +109,7 @@ def deploy_model(
     isvc = build_inference_service(spec)
     if manifest_path is not None:
         Path(manifest_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(manifest_path).write_text(to_yaml(isvc), encoding="utf-8")
+        Path(manifest_path).write_text(manifest_yaml(isvc), encoding="utf-8")
     if target == "local":
         from distml.serving.local import serve_and_check
 

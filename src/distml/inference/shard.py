@@ -31,8 +31,8 @@ from distml.inference.metrics import SEGMENTATION, THRESHOLD, ClassificationMetr
 from distml.staging import staged_folder
 
 METRICS_FILE = "metrics.json"
-#: Progress callback: (batch number, number of batches, batch metrics, seconds since start).
-Progress = Callable[[int, int, dict[str, Any], float], None]
+#: Progress of a shard, called after each batch: (batch number, number of batches, batch metrics, seconds since start).
+BatchProgress = Callable[[int, int, dict[str, Any], float], None]
 
 
 def run_inference(
@@ -45,7 +45,7 @@ def run_inference(
     batch_size: int = 8,
     save_images: bool = False,
     threads: int = 0,
-    progress: Progress | None = None,
+    progress: BatchProgress | None = None,
     allow_roots: Iterable[str | os.PathLike[str]] = (),
 ) -> dict[str, Any]:
     """Infer one split of a part file; write ``out_dir`` (metrics.json, images); return the metrics.
@@ -125,7 +125,7 @@ def infer_part_step(
     try:
         asked = int(gpus or 0)
     except ValueError:
-        raise DistmlError(f"gpus {gpus!r} is not a whole number", where=part) from None
+        raise DistmlError(f"gpus {gpus!r} is not a whole number", where=part) from None  # int()'s words: the same
     result = run_inference(
         backend,
         model_dir,
@@ -212,7 +212,7 @@ def read_shard_metrics(folder: str | os.PathLike[str]) -> dict[str, Any]:
             hint="Re-run the inference of this part, or leave the folder out.",
         ) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DistmlError(f"{METRICS_FILE} is not valid JSON ({err})", where=str(path)) from None
+        raise DistmlError(f"{METRICS_FILE} is not valid JSON ({err})", where=str(path)) from err
     _check_counts(metrics, str(path))
     return metrics
 
