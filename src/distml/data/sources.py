@@ -28,7 +28,7 @@ from distml.data.split import PartInfo, part_sizes, split_dataset, write_parts
 from distml.data.synth import DATASET_FILE, synth_digits, synth_lesions
 from distml.data.trust import METADATA_FILE, check_locations, entry_inside, read_json
 from distml.errors import DatasetError
-from distml.staging import staged_folder
+from distml.staging import exclusive_writer, staged_folder
 from distml.tfkeras import use_tf_keras
 
 ARRAYS_FILE = "data.npz"
@@ -316,23 +316,26 @@ def shard_arrays(folder: str | os.PathLike[str], shards: int, out_dir: str | os.
     arrays = load_arrays(folder)
     sizes = part_sizes(len(arrays["x_train"]), shards)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".shards-", dir=out))
-    try:
-        paths = []
-        start = 0
-        for s, size in enumerate(sizes):
-            shard = {
-                key: (value[start : start + size] if key.endswith("_train") else value) for key, value in arrays.items()
-            }
-            start += size
-            filename = f"shard-{s:03d}-of-{shards:03d}.npz"
-            np.savez(staging / filename, **shard)
-            paths.append(out / filename)
-        for path in paths:
-            os.replace(staging / path.name, path)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive_writer(out):  # a second shard run into this folder fails at once
+        out.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".shards-", dir=out))
+        try:
+            paths = []
+            start = 0
+            for s, size in enumerate(sizes):
+                shard = {
+                    key: (value[start : start + size] if key.endswith("_train") else value)
+                    for key, value in arrays.items()
+                }
+                start += size
+                filename = f"shard-{s:03d}-of-{shards:03d}.npz"
+                np.savez(staging / filename, **shard)
+                paths.append(out / filename)
+            for path in paths:
+                os.replace(staging / path.name, path)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return paths
 
 
