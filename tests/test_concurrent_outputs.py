@@ -101,14 +101,14 @@ def test_a_folder_filled_by_an_unlocked_writer_meanwhile_is_kept_whole(tmp_path)
 
 @pytest.mark.slow
 def test_two_data_load_processes_into_one_folder(tmp_path):
-    """Real processes: the second starts once the first holds the folder; one result, whole, and one clean error."""
+    """Real processes: the second starts once the first is writing; one result, whole, and one clean error."""
     out = tmp_path / "out"
     distml = [sys.executable, "-c", "from distml.cli import main; main()"]
     command = [*distml, "data", "load", "synthetic:lesions", "--size", "32", "--out", str(out)]
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     first = subprocess.Popen([*command, "--images", "4000"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
-    while not (tmp_path / ".out.lock").exists() and first.poll() is None and time.monotonic() < deadline:
+    while not list(tmp_path.glob(".out.*")) and first.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     second = subprocess.run([*command, "--images", "20"], env=env, capture_output=True, text=True, timeout=120)
     _, first_err = first.communicate(timeout=300)
