@@ -30,10 +30,27 @@ def _show_progress(progress: TaskProgress) -> None:
 
 
 def _params(name: str, items: tuple[str, ...]) -> dict[str, Any]:
+    """The --param arguments, refused before anything starts when the run could not succeed with them."""
     from distml.pipelines import get_pipeline
     from distml.pipelines.runner import parse_params
 
-    return parse_params(get_pipeline(name), items)
+    arguments = parse_params(get_pipeline(name), items)
+    check_run_arguments(name, arguments)
+    return arguments
+
+
+def check_run_arguments(name: str, arguments: dict[str, Any]) -> None:
+    """distml.parameters' rules over ``arguments`` with the pipeline's defaults filled in.
+
+    The same rules as the pipeline's own first step (check_parameters), but here, before a local
+    run starts its first task or a submission reaches the cluster.
+    """
+    from distml.parameters import check_pipeline_parameters
+    from distml.pipelines import get_pipeline
+
+    specs = get_pipeline(name).component_spec.inputs or {}
+    defaults = {key: spec.default for key, spec in specs.items() if spec.default is not None}
+    check_pipeline_parameters(name, {**defaults, **arguments})
 
 
 @click.command("compile")
