@@ -63,10 +63,10 @@ class Predictor:
         self.info = read_model_info(folder)
         self.input_shape = tuple(int(n) for n in self.info["input_shape"])
         if (folder / ONNX_FILE).exists():
-            import onnxruntime
+            from distml.inference.onnxruntime_backend import open_session
 
             self.backend = "onnxruntime"
-            self._session = onnxruntime.InferenceSession(str(folder / ONNX_FILE), providers=["CPUExecutionProvider"])
+            self._session = open_session(folder / ONNX_FILE, ["CPUExecutionProvider"])
             self._input_name = self._session.get_inputs()[0].name
             self.output_name = self._session.get_outputs()[0].name
         elif (folder / KERAS_FILE).exists():
