@@ -19,7 +19,7 @@ from typing import Any
 from distml.data.sources import SOURCES
 from distml.errors import DistmlError
 from distml.inference.backends import BACKEND_NAMES
-from distml.serving.isvc import FORMATS
+from distml.serving.isvc import DNS_LABEL, FORMATS
 from distml.serving.step import TARGETS
 from distml.training.models import ARCHITECTURES
 
@@ -36,9 +36,8 @@ MAX_REPLICAS = 1000
 MAX_TIMEOUT_SECONDS = 30 * 24 * 3600
 MAX_SEED = 2**32 - 1
 LAUNCHERS = ("local", "kubernetes")
-#: Kubernetes object names: a DNS-1123 label (namespaces, most objects; Kubernetes' validation.IsDNS1123Label).
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-#: An InferenceService name: KServe derives Knative service and host names from it, so a DNS-1035 label, short.
+#: An InferenceService name: KServe derives Knative service and host names from it, so a DNS-1035 label, short
+#: (the rule ServingSpec.check applies).
 SERVICE_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,43}[a-z0-9])?$")
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from rich.table import Table
 
+from distml.cli.options import finite_callback, non_empty_callback
 from distml.cli.output import make_console
 from distml.errors import DistmlError
 
@@ -120,15 +121,32 @@ def run_command(name: str, local_runner: bool, params: tuple[str, ...], out_dir:
 @click.command("submit")
 @click.argument("name")
 @click.option("--host", required=True, envvar="KF_PIPELINES_ENDPOINT", help=_HOST_HELP)
-@click.option("--experiment", default="Default", show_default=True, help="Experiment to file the run under.")
+@click.option(
+    "--experiment",
+    default="Default",
+    show_default=True,
+    callback=non_empty_callback,
+    help="Experiment to file the run under.",
+)
 @click.option("--namespace", default=None, help="Kubeflow profile namespace (multi-user Kubeflow).")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help=_PARAM_HELP)
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Follow the run until it finishes.")
 @click.option(
-    "--timeout", "timeout_s", type=click.FloatRange(min=0), default=None, help="Stop waiting after S seconds."
+    "--timeout",
+    "timeout_s",
+    type=click.FloatRange(min=0),
+    default=None,
+    callback=finite_callback,
+    help="Stop waiting after S seconds.",
 )
 @click.option(
-    "--poll", "poll_s", type=click.FloatRange(min=0.1), default=10.0, show_default=True, help="Seconds between checks."
+    "--poll",
+    "poll_s",
+    type=click.FloatRange(0.1, 3600),
+    default=10.0,
+    show_default=True,
+    callback=finite_callback,
+    help="Seconds between checks.",
 )
 def submit_command(
     name: str,
@@ -161,7 +179,12 @@ def submit_command(
 @click.command("upload")
 @click.argument("name")
 @click.option("--host", required=True, envvar="KF_PIPELINES_ENDPOINT", help=_HOST_HELP)
-@click.option("--version", default=None, help="Name of the new version when NAME exists [package version + time].")
+@click.option(
+    "--version",
+    default=None,
+    callback=non_empty_callback,
+    help="Name of the new version when NAME exists [package version + time].",
+)
 @click.option("--namespace", default=None, help="Kubeflow profile namespace (multi-user Kubeflow).")
 def upload_command(name: str, host: str, version: str | None, namespace: str | None) -> None:
     """Upload pipeline NAME to Kubeflow Pipelines: a new pipeline, or a new version of it."""

@@ -14,7 +14,7 @@ from typing import Any
 
 from distml import kube
 from distml.errors import DistmlError
-from distml.parameters import LAUNCHERS, MAX_TIMEOUT_SECONDS, check_int, check_training
+from distml.parameters import LAUNCHERS, MAX_TIMEOUT_SECONDS, check_dns_label, check_int, check_training
 from distml.staging import staged_folder
 from distml.tolerations import tolerations_from_dicts
 from distml.training.local import run_local
@@ -158,6 +158,7 @@ def train_step(
         model=model_name,
     )
     check_int("timeout_seconds", timeout_seconds, 1, MAX_TIMEOUT_SECONDS)
+    check_dns_label("namespace", namespace, empty_ok=True)
     config = WorkerConfig(
         model=model_name,
         data=Path(data_dir) / data_shard if data_shard else Path(data_dir),
