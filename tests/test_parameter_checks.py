@@ -158,3 +158,30 @@ def test_check_parameters_fails_its_task_on_the_local_runner(tmp_path):
     with pytest.raises(RuntimeError, match="check-parameters"):
         checked()
     checked(epochs=3)  # the same task with good values passes (a failed task raises)
+
+
+K8S_TRAIN = ["train", "--launcher", "kubernetes", "--dry-run", "--data", "sklearn:digits", "--out", "m"]
+DEPLOY = ["deploy", "--dry-run", "--name", "ok", "--storage-uri", "pvc://models/m"]
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        ([*K8S_TRAIN, "--model", "mlp", "--workers", "100000"], "--workers"),
+        ([*K8S_TRAIN, "--model", "mlp", "--epochs", "1000000000"], "--epochs"),
+        ([*K8S_TRAIN, "--model", "mlp", "--learning-rate", "1e6"], "--learning-rate"),
+        ([*K8S_TRAIN, "--model", "mlp", "--namespace", "Team_A"], "--namespace"),
+        ([*K8S_TRAIN, "--model", "unet-small", "--image-size", "30"], "image_size"),
+        ([*DEPLOY, "--namespace", "Team_A"], "namespace"),
+        ([*DEPLOY, "--cpu", "lots"], "cpu"),
+        ([*DEPLOY, "--memory", "-2Gi"], "memory"),
+        (["serve", "--model", "none", "--name", ""], "--name"),
+        (["serve", "--model", "none", "--name", "m", "--host", ""], "--host"),
+        (["gather", "none", "--report-images", "100000000", "--out", "o"], "--report-images"),
+    ],
+)
+def test_a_value_once_accepted_silently_is_refused_naming_it(args, named):
+    """Dry runs that printed a TFJob or InferenceService with these values (exit 0) on the code before item 12."""
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code in (1, 2) and isinstance(result.exception, SystemExit), (result.exception, result.output)
+    assert named in result.output, result.output
