@@ -2,7 +2,9 @@
 
 Clean means a one-line error (or a usage error) for input that must be refused, no traceback, no
 silent acceptance, no hidden staging folder, no replaced input, no code run from a model, no
-password or raw terminal escape printed. On the code before issue 12 this counted 5 clean of 27.
+password or raw terminal escape printed, and a refusal that names the bad parameter where a case says
+which. Of the 59 cases, 7 ended clean on the code before issue 12 and 27 after its items 1-8
+(docs/security.md has the table).
 """
 
 import importlib.util

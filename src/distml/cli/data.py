@@ -11,6 +11,7 @@ from rich.table import Table
 from distml.cli.options import SEED, allow_root_option, source_callback
 from distml.cli.output import make_console, plain
 from distml.data import dtd, sources, split, synth
+from distml.parameters import MAX_SYNTHETIC_IMAGES
 
 console = make_console()
 
@@ -23,7 +24,10 @@ def data() -> None:
 @data.command("synth")
 @click.argument("kind", type=click.Choice(["lesions", "digits"]))
 @click.option(
-    "--images", type=click.IntRange(min=1), default=None, help="Number of images [lesions: 100; digits: all 1797]."
+    "--images",
+    type=click.IntRange(1, MAX_SYNTHETIC_IMAGES),
+    default=None,
+    help="Number of images [lesions: 100; digits: all 1797].",
 )
 @click.option(
     "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="New or empty folder."
@@ -86,7 +90,11 @@ def split_command(dataset_file: Path, parts: int, out_dir: Path, allow_roots: tu
     "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="New or empty folder."
 )
 @click.option(
-    "--images", type=click.IntRange(min=1), default=100, show_default=True, help="Images (synthetic sources)."
+    "--images",
+    type=click.IntRange(1, MAX_SYNTHETIC_IMAGES),
+    default=100,
+    show_default=True,
+    help="Images (synthetic sources).",
 )
 @click.option(
     "--size", type=click.IntRange(8, 2048), default=64, show_default=True, help="Image side (synthetic:lesions)."

@@ -8,6 +8,7 @@ import click
 from rich.table import Table
 
 from distml.cli.data import console
+from distml.parameters import MAX_EPOCHS, MAX_PARTS, MAX_SYNTHETIC_IMAGES
 
 
 @click.command()
@@ -19,15 +20,31 @@ from distml.cli.data import console
     show_default=True,
     help="Folder for the run (KFP's task folders, run.json, kfp-local.log).",
 )
-@click.option("--images", type=click.IntRange(min=10), default=80, show_default=True, help="Synthetic lesion images.")
-@click.option("--parts", type=click.IntRange(min=1), default=2, show_default=True, help="Parts inferred in parallel.")
-@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option(
+    "--images",
+    type=click.IntRange(10, MAX_SYNTHETIC_IMAGES),
+    default=80,
+    show_default=True,
+    help="Synthetic lesion images.",
+)
+@click.option(
+    "--parts",
+    type=click.IntRange(1, MAX_PARTS),
+    default=2,
+    show_default=True,
+    help="Parts inferred in parallel (at most --images).",
+)
+@click.option("--epochs", type=click.IntRange(1, MAX_EPOCHS), default=10, show_default=True)
 def demo(out_dir: Path, images: int, parts: int, epochs: int) -> None:
     """Run end_to_end locally: synthetic lesions → train candidates (ONNX) → select → infer per part → serve."""
-    from distml.cli.pipelines import _show_note, _show_progress
+    from distml.cli.pipelines import _show_note, _show_progress, check_run_arguments
     from distml.runs import run_pipeline_locally
 
     arguments = {"images": images, "num_parts": parts, "epochs": epochs}
+    if parts > images:  # checked before anything runs: this once trained first and failed in the split
+        raise click.BadParameter(f"{parts} parts of {images} images: a part would be empty", param_hint="--parts")
+    check_run_arguments("end_to_end", arguments)
+    out_dir.mkdir(parents=True, exist_ok=True)  # a file in the way fails here, not after the first task
     run = run_pipeline_locally("end_to_end", arguments, out_dir=out_dir, on_progress=_show_progress, on_note=_show_note)
     _print_stage_shares(run)
     gathered = run.task_outputs.get("gather-metrics", {})

@@ -7,8 +7,9 @@ from typing import Any
 
 import click
 
-from distml.cli.options import allow_root_option
+from distml.cli.options import allow_root_option, non_empty_callback
 from distml.inference.backends import BACKEND_NAMES
+from distml.parameters import MAX_BATCH_SIZE
 
 
 @click.command("infer")
@@ -24,8 +25,14 @@ from distml.inference.backends import BACKEND_NAMES
     required=True,
     help="New folder for this shard's metrics.json (and images).",
 )
-@click.option("--split", default="test", show_default=True, help="Split to infer; 'all' for every image.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option(
+    "--split",
+    default="test",
+    show_default=True,
+    callback=non_empty_callback,
+    help="Split to infer; 'all' for every image.",
+)
+@click.option("--batch-size", type=click.IntRange(1, MAX_BATCH_SIZE), default=8, show_default=True)
 @click.option("--save-images", is_flag=True, help="Write batch_<b>_<i>_gt/output/overlay.png (segmentation).")
 @click.option(
     "--threads",
@@ -79,7 +86,7 @@ def infer(
 )
 @click.option(
     "--report-images",
-    type=click.IntRange(min=0),
+    type=click.IntRange(0, 1000),
     default=4,
     show_default=True,
     help="Sample image/mask/output rows in the report.",

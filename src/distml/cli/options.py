@@ -59,6 +59,39 @@ def source_callback(_ctx: click.Context, _param: click.Parameter, value: str | N
     raise click.BadParameter(f"unknown data source {value!r}; use one of: {', '.join(SOURCES)}")
 
 
+def service_name_callback(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """An InferenceService (and served model) name: a DNS-1035 label of at most 45 characters."""
+    from distml.errors import DistmlError
+    from distml.parameters import check_service_name
+
+    if value is not None:
+        try:
+            check_service_name("name", value)
+        except DistmlError as err:
+            raise click.BadParameter(str(err)) from None
+    return value
+
+
+def namespace_callback(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """A Kubernetes namespace (a DNS-1123 label); empty or absent: the default namespace."""
+    from distml.errors import DistmlError
+    from distml.parameters import check_dns_label
+
+    if value:
+        try:
+            check_dns_label("namespace", value)
+        except DistmlError as err:
+            raise click.BadParameter(str(err)) from None
+    return value
+
+
+def non_empty_callback(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """Refuse an empty (or blank) value where a name is needed; absent stays absent."""
+    if value is not None and not value.strip():
+        raise click.BadParameter("must not be empty")
+    return value
+
+
 def parse_node_selector(values: tuple[str, ...] | list[str]) -> dict[str, str]:
     """``("KEY=VALUE", ...)`` -> ``{KEY: VALUE}``; a key given twice is an error."""
     selector: dict[str, str] = {}

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from rich.table import Table
 
-from distml.cli.options import option_errors
+from distml.cli.options import finite_callback, non_empty_callback, option_errors
 from distml.cli.output import make_console
 from distml.errors import DistmlError
 
@@ -43,6 +43,7 @@ def _params(name: str, items: tuple[str, ...]) -> dict[str, Any]:
         pipeline = get_pipeline(name)
         arguments = parse_params(pipeline, items)
         check_arguments(pipeline, arguments)
+    check_run_arguments(name, arguments)
     return arguments
 
 
@@ -52,6 +53,21 @@ def _host_callback(_ctx: click.Context, _param: click.Parameter, value: str) -> 
 
     with option_errors():
         return check_api_url(value)
+
+
+def check_run_arguments(name: str, arguments: dict[str, Any]) -> None:
+    """distml.parameters' rules over ``arguments`` with the pipeline's defaults filled in.
+
+    The same rules as the pipeline's own first step (check_parameters), but here, before a local
+    run starts its first task or a submission reaches the cluster.
+    """
+    from distml.parameters import check_pipeline_parameters
+    from distml.pipelines import get_pipeline
+
+    with option_errors():
+        specs = get_pipeline(name).component_spec.inputs or {}
+        defaults = {key: spec.default for key, spec in specs.items() if spec.default is not None}
+        check_pipeline_parameters(name, {**defaults, **arguments})
 
 
 @click.command("compile")
@@ -123,15 +139,32 @@ def run_command(name: str, local_runner: bool, params: tuple[str, ...], out_dir:
 @click.command("submit")
 @click.argument("name")
 @click.option("--host", required=True, envvar="KF_PIPELINES_ENDPOINT", callback=_host_callback, help=_HOST_HELP)
-@click.option("--experiment", default="Default", show_default=True, help="Experiment to file the run under.")
+@click.option(
+    "--experiment",
+    default="Default",
+    show_default=True,
+    callback=non_empty_callback,
+    help="Experiment to file the run under.",
+)
 @click.option("--namespace", default=None, help="Kubeflow profile namespace (multi-user Kubeflow).")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help=_PARAM_HELP)
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Follow the run until it finishes.")
 @click.option(
-    "--timeout", "timeout_s", type=click.FloatRange(min=0), default=None, help="Stop waiting after S seconds."
+    "--timeout",
+    "timeout_s",
+    type=click.FloatRange(min=0),
+    default=None,
+    callback=finite_callback,
+    help="Stop waiting after S seconds.",
 )
 @click.option(
-    "--poll", "poll_s", type=click.FloatRange(min=0.1), default=10.0, show_default=True, help="Seconds between checks."
+    "--poll",
+    "poll_s",
+    type=click.FloatRange(0.1, 3600),
+    default=10.0,
+    show_default=True,
+    callback=finite_callback,
+    help="Seconds between checks.",
 )
 def submit_command(
     name: str,
@@ -164,7 +197,12 @@ def submit_command(
 @click.command("upload")
 @click.argument("name")
 @click.option("--host", required=True, envvar="KF_PIPELINES_ENDPOINT", callback=_host_callback, help=_HOST_HELP)
-@click.option("--version", default=None, help="Name of the new version when NAME exists [package version + time].")
+@click.option(
+    "--version",
+    default=None,
+    callback=non_empty_callback,
+    help="Name of the new version when NAME exists [package version + time].",
+)
 @click.option("--namespace", default=None, help="Kubeflow profile namespace (multi-user Kubeflow).")
 def upload_command(name: str, host: str, version: str | None, namespace: str | None) -> None:
     """Upload pipeline NAME to Kubeflow Pipelines: a new pipeline, or a new version of it."""

@@ -7,12 +7,25 @@ from pathlib import Path
 
 import click
 
-from distml.cli.options import node_selector_callback, option_errors, tolerations_callback
+from distml.cli.options import (
+    namespace_callback,
+    node_selector_callback,
+    non_empty_callback,
+    option_errors,
+    service_name_callback,
+    tolerations_callback,
+)
 from distml.cli.output import make_console
+from distml.parameters import MAX_GPUS, MAX_REPLICAS, MAX_TIMEOUT_SECONDS
 
 console = make_console(stderr=True)
 
-_name = click.option("--name", required=True, help="Model / InferenceService name (DNS-1035 label).")
+_name = click.option(
+    "--name",
+    required=True,
+    callback=service_name_callback,
+    help="Model / InferenceService name (DNS-1035 label of at most 45 characters).",
+)
 _log_requests = click.option(
     "--log-requests",
     is_flag=True,
@@ -21,7 +34,7 @@ _log_requests = click.option(
 )
 _threads = click.option(
     "--threads",
-    type=click.IntRange(min=0),
+    type=click.IntRange(0, 1024),
     default=1,
     show_default=True,
     help="ONNX Runtime intra-op threads per prediction (0: one per core); more pays for big batches only.",
@@ -42,6 +55,7 @@ _threads = click.option(
     "--host",
     default="127.0.0.1",
     show_default=True,
+    callback=non_empty_callback,  # an empty host would listen on every interface
     help="Address to listen on: 127.0.0.1 is this machine only; 0.0.0.0 every interface.",
 )
 @click.option(
@@ -99,7 +113,13 @@ def _serve(
     "--model", "model_dir", type=click.Path(file_okay=False, path_type=Path), help="local: the Model folder to serve."
 )
 @click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True, help="local: HTTP port.")
-@click.option("--host", default="127.0.0.1", show_default=True, help="local: address to listen on (0.0.0.0: all).")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    callback=non_empty_callback,
+    help="local: address to listen on (0.0.0.0: all).",
+)
 @click.option(
     "--max-request-mb", type=click.IntRange(1, 4096), default=8, show_default=True, help="local: largest body (MiB)."
 )
@@ -117,7 +137,7 @@ def _serve(
     help="Serving runtime image tag (runtimeVersion) [tensorflow: TF Serving 2.20.0, -gpu added with --gpus; "
     "onnx: KServe's Triton].",
 )
-@click.option("--gpus", type=click.IntRange(min=0), default=0, show_default=True, help="GPUs per replica.")
+@click.option("--gpus", type=click.IntRange(0, MAX_GPUS), default=0, show_default=True, help="GPUs per replica.")
 @click.option("--cpu", default="1", show_default=True, help="CPU request and limit per replica.")
 @click.option("--memory", default="2Gi", show_default=True, help="Memory request and limit per replica.")
 @click.option(
@@ -137,9 +157,9 @@ def _serve(
     help="Taint the predictor pods tolerate (repeatable).",
 )
 @click.option(
-    "--min-replicas", type=click.IntRange(min=0), default=1, show_default=True, help="0 allows scale to zero."
+    "--min-replicas", type=click.IntRange(0, MAX_REPLICAS), default=1, show_default=True, help="0 allows scale to zero."
 )
-@click.option("--max-replicas", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--max-replicas", type=click.IntRange(1, MAX_REPLICAS), default=1, show_default=True)
 @click.option(
     "--scale-metric",
     type=click.Choice(["cpu", "memory", "concurrency", "rps"]),
@@ -158,11 +178,13 @@ def _serve(
     default=None,
     help="Service account of the predictor; needed for s3:// (its secret holds the keys and endpoint).",
 )
-@click.option("--namespace", default=None, help="Namespace [the pod's or the kubeconfig context's].")
+@click.option(
+    "--namespace", default=None, callback=namespace_callback, help="Namespace [the pod's or the kubeconfig context's]."
+)
 @click.option(
     "--timeout",
     "timeout_s",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_TIMEOUT_SECONDS),
     default=600,
     show_default=True,
     help="Seconds to wait for Ready.",

@@ -11,10 +11,22 @@ import click
 from distml.cli.options import (
     SEED,
     finite_callback,
+    namespace_callback,
     option_errors,
     parse_node_selector,
     parse_toleration,
     source_callback,
+)
+from distml.parameters import (
+    MAX_BATCH_SIZE,
+    MAX_EPOCHS,
+    MAX_GPUS,
+    MAX_IMAGE_SIZE,
+    MAX_LEARNING_RATE,
+    MAX_TIMEOUT_SECONDS,
+    MAX_WORKERS,
+    MIN_IMAGE_SIZE,
+    check_training,
 )
 from distml.training.models import ARCHITECTURES
 
@@ -25,7 +37,7 @@ def _echo_err(line: str) -> None:
 
 @click.command("train")
 @click.option("--launcher", type=click.Choice(["local", "kubernetes"]), default="local", show_default=True)
-@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Worker replicas.")
+@click.option("--workers", type=click.IntRange(1, MAX_WORKERS), default=2, show_default=True, help="Worker replicas.")
 @click.option("--model", "model", type=click.Choice(ARCHITECTURES), required=True, help="Architecture.")
 @click.option(
     "--data",
@@ -34,28 +46,38 @@ def _echo_err(line: str) -> None:
     callback=source_callback,
     help="Loaded-data folder, or a source: sklearn:digits, dtd:PATH, npz:PATH...",
 )
-@click.option("--epochs", type=click.IntRange(min=1), default=5, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Per worker.")
+@click.option("--epochs", type=click.IntRange(1, MAX_EPOCHS), default=5, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1, MAX_BATCH_SIZE), default=32, show_default=True, help="Per worker.")
 @click.option(
     "--learning-rate",
-    type=click.FloatRange(min=0, min_open=True),
+    type=click.FloatRange(0, MAX_LEARNING_RATE, min_open=True),
     default=1e-3,
     show_default=True,
     callback=finite_callback,
 )
-@click.option("--image-size", type=click.IntRange(min=4), default=None, help="Resize DTD images (unet-small: 32, 64).")
+@click.option(
+    "--image-size",
+    type=click.IntRange(MIN_IMAGE_SIZE, MAX_IMAGE_SIZE),
+    default=None,
+    help="Resize DTD images (unet-small: a multiple of 4, e.g. 32, 64).",
+)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="Model folder.")
 @click.option("--onnx", is_flag=True, help="Also export model.onnx.")
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--image", default=None, help="[kubernetes] Worker image [default: the components' image].")
-@click.option("--gpus-per-worker", type=click.IntRange(min=0), default=0, show_default=True, help="[kubernetes]")
+@click.option("--gpus-per-worker", type=click.IntRange(0, MAX_GPUS), default=0, show_default=True, help="[kubernetes]")
 @click.option("--node-selector", multiple=True, metavar="KEY=VALUE", help="[kubernetes] Repeatable.")
 @click.option("--toleration", multiple=True, metavar="KEY[=VALUE]:EFFECT", help="[kubernetes] Repeatable.")
-@click.option("--namespace", default="", help="[kubernetes] Default: the pod's namespace, or the kubeconfig context's.")
+@click.option(
+    "--namespace",
+    default="",
+    callback=namespace_callback,
+    help="[kubernetes] Default: the pod's namespace, or the kubeconfig context's.",
+)
 @click.option("--pvc", default=None, metavar="NAME:MOUNT", help="[kubernetes] Volume shared with the worker pods.")
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=1),
+    type=click.FloatRange(1, MAX_TIMEOUT_SECONDS),
     default=6 * 3600,
     show_default=True,
     help="Seconds.",
@@ -92,6 +114,15 @@ def train(
         raise click.UsageError(
             "--image, --gpus-per-worker, --node-selector, --toleration, --pvc and --dry-run need --launcher kubernetes"
         )
+    # Rules the options' types cannot express (unet-small's size a multiple of 4), before any data is read.
+    check_training(
+        workers=workers,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        image_size=image_size,
+        model=model,
+    )
     out = out_dir.resolve() if launcher == "local" else out_dir
     if launcher == "local" and out.exists() and (not out.is_dir() or any(out.iterdir())):
         from distml.errors import DistmlError

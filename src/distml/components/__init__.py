@@ -15,6 +15,7 @@ YAML_DIR = Path(__file__).parent / "yaml"
 def all_components() -> dict:
     """Every component by name (imported here, not at package import: KFP is slow to load)."""
     from distml.components.average_models import average_models
+    from distml.components.check_parameters import check_parameters
     from distml.components.cleanup_parts import cleanup_parts
     from distml.components.deploy_kserve import deploy_kserve
     from distml.components.gather_metrics import gather_metrics
@@ -26,6 +27,7 @@ def all_components() -> dict:
     from distml.components.train import train
 
     return {
+        "check_parameters": check_parameters,
         "load_data": load_data,
         "split_dataset": split_dataset,
         "shard_data": shard_data,

@@ -13,10 +13,12 @@ staging folder and renamed into place, so a failed load leaves nothing behind.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import socket
 import tempfile
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -28,7 +30,7 @@ from distml.data.split import PartInfo, part_sizes, split_dataset, write_parts
 from distml.data.synth import DATASET_FILE, synth_digits, synth_lesions
 from distml.data.trust import METADATA_FILE, check_locations, entry_inside, read_json
 from distml.errors import DatasetError
-from distml.staging import staged_folder
+from distml.staging import exclusive_writer, staged_folder
 from distml.tfkeras import use_tf_keras
 
 ARRAYS_FILE = "data.npz"
@@ -47,6 +49,8 @@ KERAS_ORIGIN_ENV = "DISTML_KERAS_ORIGIN"
 _KERAS_ORIGIN = "https://storage.googleapis.com"
 _KERAS_CACHE = {"mnist": "mnist.npz", "fashion_mnist": "fashion-mnist", "imdb": "imdb.npz"}
 _IMDB_WORDS, _IMDB_LENGTH = 10_000, 200
+#: Most classes an npz's labels may imply (its largest label + 1); the model has one output per class.
+MAX_CLASSES = 100_000
 
 
 @dataclass
@@ -190,7 +194,52 @@ def _absolute(image: Image, dataset: Dataset) -> Image:
     return _map_locations(image, dataset, lambda location: os.path.realpath(dataset.resolve(location)))
 
 
+def _declared_bytes(path: Path) -> int:
+    """What the arrays of an .npz would take in memory, from their headers, before any is decompressed.
+
+    A tiny compressed file can declare gigabytes of zeros; reading the headers costs nothing.
+    """
+    total = 0
+    with zipfile.ZipFile(path) as archive:
+        for member in archive.namelist():
+            if not member.endswith(".npy"):
+                continue
+            with archive.open(member) as stream:
+                version = np.lib.format.read_magic(stream)
+                read_header = (
+                    np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                )
+                shape, _, dtype = read_header(stream)
+            total += math.prod(shape) * dtype.itemsize
+    return total
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available now (Linux' MemAvailable), or None where it cannot be read."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    try:
+        declared = _declared_bytes(path)
+    except FileNotFoundError:
+        raise DatasetError("file not found", where=str(path)) from None
+    except (ValueError, OSError, zipfile.BadZipFile) as err:
+        raise DatasetError(f"not a readable .npz archive ({err})", where=str(path)) from None
+    available = _available_memory()
+    if available is not None and declared > available:
+        raise DatasetError(
+            f"its arrays would take {declared / 2**30:.1f} GiB of memory, more than the {available / 2**30:.1f} GiB "
+            "available (checked from the array headers, before reading)",
+            where=str(path),
+            hint="Use a machine with more memory, or save a smaller dataset.",
+        )
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
@@ -220,7 +269,7 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
 def _save_arrays(arrays: dict[str, np.ndarray], staging: Path, *, source: str, name: str) -> ArtifactInfo:
     classes: list[int] = []
     if arrays["y_train"].ndim == 1:
-        labels = np.concatenate([arrays["y_train"], arrays["y_test"]]).astype(np.int64)
+        labels = _class_indices(np.concatenate([arrays["y_train"], arrays["y_test"]]), source)
         if labels.size and labels.min() < 0:
             raise DatasetError(
                 f"class labels must be 0-based indices, found {int(labels.min())}",
@@ -228,6 +277,14 @@ def _save_arrays(arrays: dict[str, np.ndarray], staging: Path, *, source: str, n
                 hint="Map the labels to 0..K-1 before saving the arrays.",
             )
         # Labels index the model's outputs: classes 0..max over both splits, even those absent from training.
+        # Bounded first: one label of 10^8 once built a list of 10^8 class names (11 GB).
+        if labels.size and labels.max() >= MAX_CLASSES:
+            raise DatasetError(
+                f"class label {int(labels.max())} means {int(labels.max()) + 1} classes (0..{int(labels.max())}); "
+                f"at most {MAX_CLASSES} are allowed",
+                where=source,
+                hint="Map the labels to 0..K-1 (K classes) before saving the arrays.",
+            )
         classes = list(range(int(labels.max()) + 1)) if labels.size else []
     np.savez(staging / ARRAYS_FILE, **arrays)
     return ArtifactInfo(
@@ -238,6 +295,19 @@ def _save_arrays(arrays: dict[str, np.ndarray], staging: Path, *, source: str, n
         task="classification",
         classes=[str(c) for c in classes],
         counts={"train": len(arrays["x_train"]), "test": len(arrays["x_test"])},
+    )
+
+
+def _class_indices(labels: np.ndarray, source: str) -> np.ndarray:
+    """Labels as int64 class indices; fractional, NaN or infinite labels are refused, not truncated."""
+    if labels.dtype.kind in "iub":
+        return labels.astype(np.int64)
+    if labels.dtype.kind == "f" and np.all(np.isfinite(labels)) and np.all(labels == np.round(labels)):
+        return labels.astype(np.int64)
+    raise DatasetError(
+        f"class labels must be whole numbers, found {labels.dtype} values such as {labels[:3].tolist()}",
+        where=source,
+        hint="Save integer class indices 0..K-1 (or one-hot rows).",
     )
 
 
@@ -316,23 +386,26 @@ def shard_arrays(folder: str | os.PathLike[str], shards: int, out_dir: str | os.
     arrays = load_arrays(folder)
     sizes = part_sizes(len(arrays["x_train"]), shards)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".shards-", dir=out))
-    try:
-        paths = []
-        start = 0
-        for s, size in enumerate(sizes):
-            shard = {
-                key: (value[start : start + size] if key.endswith("_train") else value) for key, value in arrays.items()
-            }
-            start += size
-            filename = f"shard-{s:03d}-of-{shards:03d}.npz"
-            np.savez(staging / filename, **shard)
-            paths.append(out / filename)
-        for path in paths:
-            os.replace(staging / path.name, path)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive_writer(out):  # a second shard run into this folder fails at once
+        out.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".shards-", dir=out))
+        try:
+            paths = []
+            start = 0
+            for s, size in enumerate(sizes):
+                shard = {
+                    key: (value[start : start + size] if key.endswith("_train") else value)
+                    for key, value in arrays.items()
+                }
+                start += size
+                filename = f"shard-{s:03d}-of-{shards:03d}.npz"
+                np.savez(staging / filename, **shard)
+                paths.append(out / filename)
+            for path in paths:
+                os.replace(staging / path.name, path)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return paths
 
 

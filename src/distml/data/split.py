@@ -36,6 +36,7 @@ from pathlib import Path
 from distml.data.dtd import Dataset, dumps_dataset_and_scan
 from distml.data.trust import MANIFEST_FILE, check_locations, entry_inside, read_json, recorded_roots
 from distml.errors import DatasetError
+from distml.staging import exclusive_writer
 
 #: The file listing the parts of a split, beside them (also a KFP ParallelFor input).
 MANIFEST = MANIFEST_FILE
@@ -164,43 +165,46 @@ def write_parts(
     in ``parts.json`` by an earlier split of the same dataset (those this run does not
     overwrite are removed, so the folder never mixes two runs). Any other existing file of
     the same name, another dataset's parts.json, or the input itself is refused. Files are
-    written in a temporary folder inside ``out_dir`` and moved into place when all are written.
+    written in a temporary folder inside ``out_dir`` and moved into place when all are written;
+    ``out_dir`` is locked meanwhile (distml.staging.exclusive_writer).
     """
     out = Path(out_dir)
     filenames = [part_filename(dataset.name, p) for p in range(len(parts))]
-    previous = _previous_parts(out, dataset.name)
-    _refuse_foreign_targets(dataset, out, filenames, previous)
-    roots = [os.path.relpath(os.path.abspath(dataset.root), os.path.abspath(out))]
-    roots += [os.path.abspath(r) for r in allow_roots]
-    if dataset.source is not None:
-        roots += [r for r in recorded_roots(dataset.source) if r not in roots]
-    out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".split-", dir=out))
-    try:
-        infos = []
-        all_plain = True
-        for p, (part, filename) in enumerate(zip(parts, filenames, strict=True)):
-            # Paths are rewritten for the folder the part ends up in, not the staging one.
-            text, plain = dumps_dataset_and_scan(part, relocate_to=out)
-            all_plain = all_plain and plain
-            (staging / filename).write_text(text, encoding="utf-8")
-            infos.append(PartInfo(p, filename, len(part.images), part.split_sizes()))
-        if not all_plain:  # some path is absolute, a URL or holds `..`: check them all, by name
-            check_locations(dataset, allow_roots=allow_roots)
-        manifest = {
-            "dataset": dataset.name,
-            "parts": [info.__dict__ for info in infos],
-            # The folders the parts' locations were checked against, for the readers (trust.py).
-            "roots": roots,
-        }
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        for path in previous - {out / name for name in filenames}:
-            path.unlink(missing_ok=True)
-        for info in infos:
-            os.replace(staging / info.file, out / info.file)
-        os.replace(staging / MANIFEST, out / MANIFEST)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive_writer(out):  # two splits into one folder at once: the second fails, nothing mixed
+        previous = _previous_parts(out, dataset.name)
+        _refuse_foreign_targets(dataset, out, filenames, previous)
+        roots = [os.path.relpath(os.path.abspath(dataset.root), os.path.abspath(out))]
+        roots += [os.path.abspath(r) for r in allow_roots]
+        if dataset.source is not None:
+            roots += [r for r in recorded_roots(dataset.source) if r not in roots]
+        out.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".split-", dir=out))
+        try:
+            infos = []
+            all_plain = True
+            for p, (part, filename) in enumerate(zip(parts, filenames, strict=True)):
+                # Paths are rewritten for the folder the part ends up in, not the staging one.
+                text, plain = dumps_dataset_and_scan(part, relocate_to=out)
+                all_plain = all_plain and plain
+                (staging / filename).write_text(text, encoding="utf-8")
+                infos.append(PartInfo(p, filename, len(part.images), part.split_sizes()))
+            if not all_plain:  # some path is absolute, a URL or holds `..`: check them all, by name
+                check_locations(dataset, allow_roots=allow_roots)
+            manifest = {
+                "dataset": dataset.name,
+                "parts": [info.__dict__ for info in infos],
+                # The folders the parts' locations were checked against, for the readers (trust.py).
+                "roots": roots,
+            }
+            (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+            for path in previous - {out / name for name in filenames}:
+                path.unlink(missing_ok=True)
+            for info in infos:
+                os.replace(staging / info.file, out / info.file)
+            os.replace(staging / MANIFEST, out / MANIFEST)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return infos
 
 

@@ -26,6 +26,7 @@ from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
 
 from distml.data.dtd import Dataset, read_dataset
+from distml.data.image_files import open_image
 from distml.errors import DistmlError
 from distml.inference.metrics import CLASSIFICATION, SEGMENTATION
 
@@ -162,7 +163,7 @@ def load_mask(path: Path, *, height: int, width: int, where: str) -> np.ndarray:
 
 def _open(path: Path, where: str) -> PILImage.Image:
     try:
-        picture = PILImage.open(path)
+        picture = open_image(path, where=where)
         picture.load()
     except FileNotFoundError:
         raise DistmlError(

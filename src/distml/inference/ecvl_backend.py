@@ -66,7 +66,10 @@ def onnx_model_input(path: Path) -> ModelInput:
     """The input of an ONNX file read with the onnx package (graph inputs that are not weights)."""
     import onnx
 
-    graph = onnx.load(str(path), load_external_data=False).graph
+    try:
+        graph = onnx.load(str(path), load_external_data=False).graph
+    except Exception as err:  # protobuf's DecodeError, onnx's own errors: the file is not an ONNX model
+        raise DistmlError(f"cannot read the ONNX model ({err.__class__.__name__}: {err})", where=str(path)) from None
     weights = {init.name for init in graph.initializer}
     inputs = [i for i in graph.input if i.name not in weights]
     if len(inputs) != 1:

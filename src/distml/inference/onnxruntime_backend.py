@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 
 from distml.errors import DistmlError
 from distml.inference.backend_api import (
@@ -16,6 +17,17 @@ from distml.inference.backend_api import (
     resolve_model,
     to_layout,
 )
+
+
+def open_session(path: str | os.PathLike[str], providers: list[str], options: Any = None) -> Any:
+    """An ``onnxruntime.InferenceSession``; a corrupt or unsupported file is one line naming it."""
+    import onnxruntime as ort
+
+    try:
+        return ort.InferenceSession(str(path), sess_options=options, providers=providers)
+    except Exception as err:  # onnxruntime raises its own untyped errors for bad files
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else err.__class__.__name__
+        raise DistmlError(f"cannot load the ONNX model: {first_line}", where=str(path)) from err
 
 
 class OnnxRuntimeBackend(Backend):
@@ -33,11 +45,7 @@ class OnnxRuntimeBackend(Backend):
             options.inter_op_num_threads = 1
         available = ort.get_available_providers()
         providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
-        try:
-            self.session = ort.InferenceSession(str(self.model_path), sess_options=options, providers=providers)
-        except Exception as err:  # onnxruntime raises its own untyped errors for bad files
-            first_line = str(err).strip().splitlines()[0] if str(err).strip() else err.__class__.__name__
-            raise DistmlError(f"cannot load the ONNX model: {first_line}", where=str(self.model_path)) from err
+        self.session = open_session(self.model_path, providers, options)
         inputs = self.session.get_inputs()
         if len(inputs) != 1:
             raise DistmlError(f"model has {len(inputs)} inputs; an image model has one", where=str(self.model_path))

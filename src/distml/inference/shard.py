@@ -59,13 +59,14 @@ def run_inference(
     out = Path(out_dir)
     selection = select_images(part_file, split)
     check_locations(selection.dataset, allow_roots=allow_roots, read=True, indices=selection.indices)
-    runner = create_backend(backend, model, threads=threads) if isinstance(backend, str) else backend
     if selection.task == SEGMENTATION:
         metrics: SegmentationMetrics | ClassificationMetrics = SegmentationMetrics()
     else:
         metrics = ClassificationMetrics(selection.dataset.classes)
     total_batches = -(-len(selection.indices) // batch_size)
+    # The output folder is checked and held before the model loads: a run that cannot write fails first.
     with staged_folder(out, what="shard output folder") as staging:
+        runner = create_backend(backend, model, threads=threads) if isinstance(backend, str) else backend
         batches = []
         per_image = []
         start = previous = time.perf_counter()

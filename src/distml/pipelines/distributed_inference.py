@@ -19,6 +19,7 @@ from distml.components.infer_shard import infer_shard
 from distml.components.load_data import load_data
 from distml.components.split_dataset import split_dataset
 from distml.components.train import train
+from distml.pipelines.first_step import check_first
 from distml.pipelines.node_pools import DEFAULT_IMAGE, in_image, on_gpu_pool
 
 
@@ -90,8 +91,9 @@ def distributed_inference(
         image: The container image every task runs; defaults to this
             package's versioned image.
     """
+    checked = check_first("distributed_inference", locals(), image)  # first: a run that cannot succeed fails here
     gpu = {"node_selector": node_selector, "tolerations": tolerations, "gpus": gpus, "accelerator": accelerator}
-    loaded = in_image(load_data(source=source, images=images, size=image_size), image)
+    loaded = in_image(load_data(source=source, images=images, size=image_size).after(checked), image)
     with dsl.If(model_uri == "", name="no-model-given"):
         quick = train(
             data=loaded.outputs["dataset"],

@@ -22,6 +22,7 @@ from distml.components.deploy_kserve import deploy_kserve
 from distml.components.load_data import load_data
 from distml.components.select_model import select_model
 from distml.pipelines.distributed_inference import infer_in_parallel
+from distml.pipelines.first_step import check_first
 from distml.pipelines.node_pools import DEFAULT_IMAGE, in_image, train_task
 
 
@@ -93,7 +94,8 @@ def end_to_end(
         image: The container image every task (and every TFJob worker) runs; defaults to this
             package's versioned image.
     """
-    loaded = in_image(load_data(source=source, images=images, size=image_size), image)
+    checked = check_first("end_to_end", locals(), image)  # first: a run that cannot succeed fails here
+    loaded = in_image(load_data(source=source, images=images, size=image_size).after(checked), image)
     with dsl.ParallelFor(learning_rates) as learning_rate:
         trained = train_task(
             data=loaded.outputs["dataset"],

@@ -15,6 +15,7 @@ from distml.components.average_models import average_models
 from distml.components.deploy_kserve import deploy_kserve
 from distml.components.load_data import load_data
 from distml.components.shard_data import shard_data
+from distml.pipelines.first_step import check_first
 from distml.pipelines.node_pools import DEFAULT_IMAGE, in_image, train_task
 
 
@@ -75,7 +76,8 @@ def federated_average(
         image: The container image every task (and every TFJob worker) runs; defaults to this
             package's versioned image.
     """
-    loaded = in_image(load_data(source=source), image)
+    checked = check_first("federated_average", locals(), image)  # first: a run that cannot succeed fails here
+    loaded = in_image(load_data(source=source).after(checked), image)
     shards = in_image(shard_data(data=loaded.outputs["dataset"], num_shards=num_shards), image)
     with dsl.ParallelFor(shards.outputs["Output"]) as shard:
         trained = train_task(

@@ -15,6 +15,7 @@ from kfp import dsl
 from distml.components.deploy_kserve import deploy_kserve
 from distml.components.load_data import load_data
 from distml.components.select_model import select_model
+from distml.pipelines.first_step import check_first
 from distml.pipelines.node_pools import DEFAULT_IMAGE, in_image, train_task
 
 
@@ -82,7 +83,8 @@ def train_select_deploy(
         image: The container image every task (and every TFJob worker) runs; defaults to this
             package's versioned image.
     """
-    loaded = in_image(load_data(source=source), image)
+    checked = check_first("train_select_deploy", locals(), image)  # first: a run that cannot succeed fails here
+    loaded = in_image(load_data(source=source).after(checked), image)
     with dsl.ParallelFor(models) as model_name:
         trained = train_task(
             image=image,

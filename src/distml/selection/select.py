@@ -12,12 +12,14 @@ import json
 import math
 import os
 import shutil
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from distml.errors import DistmlError
 from distml.staging import staged_folder
+from distml.training.model_folder import KERAS_FILE, ONNX_FILE
 
 METRICS_FILE = "metrics.json"
 DEFAULT_METRIC = "test_accuracy"
@@ -94,9 +96,37 @@ def display_names(paths: list[Path]) -> list[str]:
 def copy_model_folder(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> Path:
     """Copy a Model folder to ``target`` (absent or empty) through a temporary name, so no half copy remains."""
     out = Path(target)
+    check_model_files(source)
     with staged_folder(out, what="output folder") as staging:
         shutil.copytree(source, staging, dirs_exist_ok=True)
     return out
+
+
+def check_model_files(folder: str | os.PathLike[str]) -> None:
+    """Refuse a Model folder whose model.keras or model.onnx is not an intact file of its format.
+
+    Selecting only copies the chosen folder; a corrupt model file would otherwise be found only by
+    the deploy or inference step after it, far from its cause.
+    """
+    keras_file = Path(folder) / KERAS_FILE
+    if keras_file.exists():
+        try:
+            with zipfile.ZipFile(keras_file) as archive:
+                damaged = archive.testzip()
+        except (zipfile.BadZipFile, OSError) as err:
+            damaged = str(err)
+        if damaged is not None:
+            raise DistmlError(f"is not an intact Keras archive ({damaged})", where=str(keras_file))
+    onnx_file = Path(folder) / ONNX_FILE
+    if onnx_file.exists():
+        try:
+            import onnx
+        except ImportError:  # no onnx package: ONNX Runtime will judge the file where it is used
+            return
+        try:
+            onnx.load(str(onnx_file), load_external_data=False)
+        except Exception as err:  # protobuf's DecodeError and onnx's own errors
+            raise DistmlError(f"is not an ONNX model ({err.__class__.__name__}: {err})", where=str(onnx_file)) from None
 
 
 def _rank_key(candidate: Candidate, lowest: bool) -> tuple[bool, float, int]:

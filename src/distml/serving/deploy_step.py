@@ -49,6 +49,8 @@ def deploy_step(
     Kept here, not in the component, so an uploaded pipeline runs the library's logic of the image
     it names instead of a copy frozen into its YAML.
     """
+    if isinstance(timeout_seconds, bool) or not isinstance(timeout_seconds, int) or timeout_seconds < 1:
+        raise DistmlError(f"timeout_seconds = {timeout_seconds!r} is not a whole number of seconds >= 1")
     spec = ServingSpec(
         name=name,
         storage_uri=storage_uri,

@@ -46,6 +46,8 @@ SCALE_METRICS = ("cpu", "memory", "concurrency", "rps")
 #: can be named with runtime_version.
 DEFAULT_TF_SERVING_VERSION = "2.20.0"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "distml"}
+#: A Kubernetes namespace: a DNS-1123 label (validation.IsDNS1123Label).
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 # KServe derives Knative service and host names from the InferenceService name: a DNS-1035 label, kept short.
 _NAME = re.compile(r"^[a-z]([-a-z0-9]{0,43}[a-z0-9])?$")
 
@@ -103,6 +105,13 @@ class ServingSpec:
             )
         if self.runtime_version is not None and not re.fullmatch(r"[\w][\w.\-]{0,127}", self.runtime_version):
             raise DistmlError(f"runtime version {self.runtime_version!r} is not an image tag", hint="e.g. 2.20.0")
+        if self.namespace and not DNS_LABEL.match(self.namespace):
+            raise DistmlError(
+                f"namespace {self.namespace!r} is not a DNS-1123 label",
+                hint="Use at most 63 lowercase letters, digits and '-'.",
+            )
+        for field_name, quantity in (("cpu", self.cpu), ("memory", self.memory)):
+            check_quantity(field_name, quantity)
         for toleration in self.tolerations:
             toleration.check()
         if self.gpus < 0 or self.min_replicas < 0 or self.max_replicas < 1:
@@ -115,6 +124,21 @@ class ServingSpec:
             raise DistmlError("scale metric and scale target go together", hint="Give both or neither.")
         if self.canary_traffic_percent is not None and not 0 <= self.canary_traffic_percent <= 100:
             raise DistmlError(f"canary traffic percent {self.canary_traffic_percent} is not within 0..100")
+
+
+def check_quantity(name: str, value: str) -> None:
+    """A positive Kubernetes quantity ("1", "500m", "2Gi"), parsed by the kubernetes client's own rules."""
+    from kubernetes.utils.quantity import parse_quantity
+
+    try:
+        positive = parse_quantity(value) > 0
+    except (ValueError, TypeError):
+        positive = None
+    if not positive:
+        raise DistmlError(
+            f"{name} {value!r} is not a positive Kubernetes quantity",
+            hint='Write e.g. "1", "500m" (CPU) or "2Gi" (memory).',
+        )
 
 
 def storage_uri_of_artifact(uri: str) -> str | None:

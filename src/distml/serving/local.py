@@ -67,13 +67,13 @@ class Predictor:
         if (folder / ONNX_FILE).exists():
             import onnxruntime
 
+            from distml.inference.onnxruntime_backend import open_session
+
             self.backend = "onnxruntime"
             options = onnxruntime.SessionOptions()
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
-            self._session = onnxruntime.InferenceSession(
-                str(folder / ONNX_FILE), options, providers=["CPUExecutionProvider"]
-            )
+            self._session = open_session(folder / ONNX_FILE, ["CPUExecutionProvider"], options)
             self.input_name = self._session.get_inputs()[0].name
             self.output_name = self._session.get_outputs()[0].name
             dims = self._session.get_outputs()[0].shape[1:]

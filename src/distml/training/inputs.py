@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image as PILImage
 
 from distml.data.dtd import Dataset, read_dataset
+from distml.data.image_files import open_image
 from distml.data.sources import load_arrays, read_info
 from distml.errors import DistmlError
 
@@ -123,7 +124,9 @@ def _first_image_format(dataset: Dataset, indices: list[int]) -> tuple[int, str]
 
     Every worker looks at the same image, so all workers agree on the input shape.
     """
-    with PILImage.open(dataset.resolve(dataset.images[indices[0]].location)) as image:
+    with open_image(
+        dataset.resolve(dataset.images[indices[0]].location), where=f"{dataset.name}: images[{indices[0]}]"
+    ) as image:
         return min(image.size), "L" if image.mode in ("L", "1", "I", "I;16") else "RGB"
 
 
@@ -132,13 +135,13 @@ def _read_images(dataset: Dataset, indices: list[int], size: int, mode: str) -> 
     images, labels = [], []
     for i in indices:
         entry = dataset.images[i]
-        with PILImage.open(dataset.resolve(entry.location)) as image:
+        with open_image(dataset.resolve(entry.location), where=f"{dataset.name}: images[{i}]") as image:
             pixels = image.convert(mode).resize((size, size), PILImage.BILINEAR)
         images.append(np.asarray(pixels, dtype=np.float32).reshape(size, size, -1) / 255.0)
         if dataset.is_segmentation:
             if not isinstance(entry.label, str):
                 raise DistmlError(f"image {i} has no ground-truth mask", where=dataset.name)
-            with PILImage.open(dataset.resolve(entry.label)) as mask:
+            with open_image(dataset.resolve(entry.label), where=f"{dataset.name}: images[{i}].label") as mask:
                 binary = np.asarray(mask.convert("L").resize((size, size), PILImage.NEAREST)) > 127
             labels.append(binary.astype(np.float32)[..., np.newaxis])
         else:

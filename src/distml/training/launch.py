@@ -14,6 +14,7 @@ from typing import Any
 
 from distml import kube
 from distml.errors import DistmlError
+from distml.parameters import LAUNCHERS, MAX_TIMEOUT_SECONDS, check_dns_label, check_int, check_training
 from distml.staging import staged_folder
 from distml.tolerations import tolerations_from_dicts
 from distml.training.local import run_local_workers
@@ -23,7 +24,6 @@ from distml.training.worker import WorkerConfig
 
 #: Progress of training, one line at a time (worker output, job conditions).
 LineProgress = Callable[[str], None]
-LAUNCHERS = ("local", "kubernetes")
 #: Metrics of metrics.json that the train component shows in KFP's UI.
 HEADLINE_METRICS = ("test_accuracy", "test_miou", "test_loss", "workers", "global_batch_size")
 
@@ -104,6 +104,14 @@ def train(
     """
     if launcher not in LAUNCHERS:
         raise DistmlError(f"launcher {launcher!r} unknown", hint=f"Use one of: {', '.join(LAUNCHERS)}.")
+    check_training(
+        workers=workers,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        image_size=config.image_size,
+        model=config.model,
+    )
     if launcher == "local":
         return train_local(config, workers, progress=progress, log_dir=log_dir, timeout=timeout)
     if options is None:
@@ -141,6 +149,17 @@ def train_step(
     launcher=kubernetes the TFJob's pods run ``image`` (the pipelines pass their ``image``
     parameter, the same one their tasks run in) and share the work PVC ``pvc`` ("CLAIM:MOUNT").
     """
+    # Before the data is read or a worker starts: KFP passes component inputs unchecked.
+    check_training(
+        workers=workers,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        image_size=image_size,
+        model=model_name,
+    )
+    check_int("timeout_seconds", timeout_seconds, 1, MAX_TIMEOUT_SECONDS)
+    check_dns_label("namespace", namespace, empty_ok=True)
     config = WorkerConfig(
         model=model_name,
         data=Path(data_dir) / data_shard if data_shard else Path(data_dir),
