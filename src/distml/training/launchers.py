@@ -5,11 +5,12 @@ worker process's command line and TF_CONFIG; the Kubernetes one: the TFJob manif
 nothing; ``run(config, workers)`` launches exactly that (``schedule(dryrun(...))``) and returns
 the chief's metrics.json. This is TorchX's split of ``Scheduler.submit`` into ``submit_dryrun`` and
 ``schedule``, whose dry run is an ``AppDryRunInfo`` holding the request and a printable form
-(pytorch/torchx@6d473ab torchx/schedulers/api.py:124-161, torchx/specs/api.py ``AppDryRunInfo``).
+(pytorch/torchx@b72ba038 torchx/schedulers/api.py:130-152 ``submit``, :155 ``schedule``, :171
+``submit_dryrun``; torchx/specs/api.py:741 ``AppDryRunInfo``).
 
 LAUNCHER_MODULES maps a name to the module that defines it (its ``LAUNCHER`` class), imported only
 when that launcher is asked for, as TorchX's ``DEFAULT_SCHEDULER_MODULES``
-(torchx/schedulers/__init__.py): ``launch.train``, the train component's step, the run parameters'
+(torchx/schedulers/__init__.py:16, same commit): ``launch.train``, the train component's step, the run parameters'
 check and ``distml train --launcher`` all read it, so a launcher added here is offered everywhere.
 """
 
