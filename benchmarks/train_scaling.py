@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from distml.data.sources import load_data
-from distml.training.launch import train_local
+from distml.training.launch import train
 from distml.training.worker import WorkerConfig
 
 
@@ -47,7 +47,7 @@ def main() -> None:
                 epochs=args.epochs,
                 batch_size=args.global_batch // workers,
             )
-            metrics = train_local(config, workers)
+            metrics = train(config, workers, launcher="local")
             rates[workers] = throughput(metrics)
             print(
                 json.dumps(

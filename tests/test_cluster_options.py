@@ -9,7 +9,7 @@ import pytest
 
 from distml.errors import DistmlError
 from distml.tolerations import Toleration
-from distml.training.launch import ClusterOptions, cluster_spec, pod_template
+from distml.training.kubernetes import ClusterOptions, cluster_spec, pod_template
 from distml.training.spec import PvcMount, RunPolicy, TrainingSpec, worker_command
 from distml.training.worker import WorkerConfig
 

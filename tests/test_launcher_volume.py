@@ -1,4 +1,4 @@
-"""train_kubernetes with a shared volume, against a local HTTP test double of the Kubernetes API.
+"""The Kubernetes launcher with a shared volume, against a local HTTP test double of the Kubernetes API.
 
 pytest-httpserver plays the API server at the kubernetes client's boundary; a tmp folder plays
 the PVC mounted in the launching pod. The double's answer to the job's GET stands in for the
@@ -16,8 +16,7 @@ from kubernetes import client as k8s
 from werkzeug import Response
 
 from distml.errors import DistmlError
-from distml.training.kubernetes import TrainingFailed
-from distml.training.launch import ClusterOptions, job_name_for, pod_template, train_kubernetes
+from distml.training.kubernetes import ClusterOptions, KubernetesLauncher, TrainingFailed, job_name_for, pod_template
 from distml.training.spec import PvcMount
 from distml.training.worker import WorkerConfig
 
@@ -71,7 +70,7 @@ def test_data_is_staged_the_model_copied_back_and_the_job_folder_removed(httpser
         httpserver, setup, lambda root: seen.update(data=sorted(p.name for p in (root / "data").iterdir()))
     )
 
-    metrics = train_kubernetes(setup["config"], 2, setup["options"], api_client=setup["api"])
+    metrics = train_kubernetes(setup)
 
     assert metrics == {"test_accuracy": 0.9}
     assert seen["data"] == ["metadata.json"]
@@ -91,7 +90,7 @@ def test_a_failed_job_removes_its_folder_and_leaves_no_model(httpserver, setup):
     httpserver.expect_request(setup["job"], method="DELETE").respond_with_json({})
 
     with pytest.raises(TrainingFailed):
-        train_kubernetes(setup["config"], 2, setup["options"], api_client=setup["api"])
+        train_kubernetes(setup)
     assert not setup["root"].exists()
     assert not setup["config"].out.exists()
 
@@ -100,7 +99,7 @@ def test_a_used_output_folder_is_refused_before_any_job_is_created(httpserver, s
     setup["config"].out.mkdir(parents=True)
     (setup["config"].out / "old.txt").write_text("x")
     with pytest.raises(DistmlError, match="model folder is not empty"):
-        train_kubernetes(setup["config"], 2, setup["options"], api_client=setup["api"])
+        train_kubernetes(setup)
     assert httpserver.log == []
 
 
@@ -109,7 +108,7 @@ def test_a_retry_after_the_export_copies_the_model_without_a_new_job(httpserver,
     model.mkdir(parents=True)
     (model / "metrics.json").write_text(json.dumps({"test_accuracy": 0.8}))
     lines: list[str] = []
-    metrics = train_kubernetes(setup["config"], 2, setup["options"], api_client=setup["api"], progress=lines.append)
+    metrics = train_kubernetes(setup, progress=lines.append)
     assert metrics == {"test_accuracy": 0.8} and httpserver.log == []
     assert any("exported the model already" in line for line in lines)
     assert not setup["root"].exists()
@@ -137,7 +136,7 @@ def _expect_a_job_that_exports(httpserver, setup, look) -> None:
 def test_an_output_folder_whose_parent_cannot_be_made_is_refused_before_any_job_is_created(httpserver, setup):
     setup["config"].out.parent.write_text("a file where the folder should be")
     with pytest.raises(DistmlError, match="cannot create the model folder's parent"):
-        train_kubernetes(setup["config"], 2, setup["options"], api_client=setup["api"])
+        train_kubernetes(setup)
     assert httpserver.log == []
 
 
@@ -154,7 +153,7 @@ def test_a_data_copy_cut_short_leaves_no_data_folder_and_the_retry_copies_it_who
 
     monkeypatch.setattr(shutil, "copytree", disk_full_after_metadata)
     with pytest.raises(OSError, match="No space left"):
-        train_kubernetes(setup["config"], 2, setup["options"], api_client=setup["api"])
+        train_kubernetes(setup)
     assert not (setup["root"] / "data").exists() and httpserver.log == []
     monkeypatch.setattr(shutil, "copytree", real_copytree)
 
@@ -162,7 +161,7 @@ def test_a_data_copy_cut_short_leaves_no_data_folder_and_the_retry_copies_it_who
     _expect_a_job_that_exports(
         httpserver, setup, lambda root: seen.update(images=sorted(p.name for p in (root / "data" / "images").iterdir()))
     )
-    assert train_kubernetes(setup["config"], 2, setup["options"], api_client=setup["api"]) == {"test_accuracy": 0.9}
+    assert train_kubernetes(setup) == {"test_accuracy": 0.9}
     assert seen["images"] == ["a.png"]
 
 
@@ -184,7 +183,7 @@ def test_a_retry_while_the_job_still_runs_reattaches_and_keeps_the_staged_data(h
     httpserver.expect_ordered_request(setup["job"], method="DELETE").respond_with_json({})
     lines: list[str] = []
 
-    metrics = train_kubernetes(setup["config"], 2, setup["options"], api_client=setup["api"], progress=lines.append)
+    metrics = train_kubernetes(setup, progress=lines.append)
 
     assert metrics == {"test_accuracy": 0.7}
     assert seen["data"] == ["metadata.json", "staged-by-the-first-attempt"]
@@ -212,12 +211,18 @@ def test_a_failed_copy_back_keeps_the_exported_model_on_the_volume_for_the_retry
     httpserver.expect_ordered_request(setup["job"], method="DELETE").respond_with_json({})
     lines: list[str] = []
     with pytest.raises(DistmlError, match="model folder is not empty"):
-        train_kubernetes(setup["config"], 2, setup["options"], api_client=setup["api"], progress=lines.append)
+        train_kubernetes(setup, progress=lines.append)
     assert sorted(p.name for p in root.iterdir()) == ["model"]
     assert any("the model stays on the volume" in line for line in lines)
 
     (out / "intruder.txt").unlink()
     httpserver.clear_log()
-    metrics = train_kubernetes(setup["config"], 2, setup["options"], api_client=setup["api"])
+    metrics = train_kubernetes(setup)
     assert metrics == {"test_accuracy": 0.9} and httpserver.log == []
     assert not root.exists()
+
+
+def train_kubernetes(setup: dict, progress=None) -> dict:
+    """Run the setup's training through the Kubernetes launcher against the API double."""
+    launcher = KubernetesLauncher(options=setup["options"], api_client=setup["api"], progress=progress)
+    return launcher.run(setup["config"], 2)

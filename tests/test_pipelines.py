@@ -308,15 +308,14 @@ def test_end_to_end_runs_locally_trains_selects_infers_and_serves(tmp_path, monk
 @pytest.mark.slow
 def test_distributed_inference_with_a_given_model(tmp_path, monkeypatch):
     """The importer branch: a model folder made by training, passed as model_uri."""
-    from distml.training.launch import prepare_data, train_local
+    from distml.training.launch import prepare_data, train
     from distml.training.worker import WorkerConfig
 
     monkeypatch.chdir(tmp_path)
     data = prepare_data("synthetic:lesions", tmp_path / "work")
     model = tmp_path / "model"
-    train_local(
-        WorkerConfig(model="unet-small", data=data, out=model, epochs=2, batch_size=8, image_size=32, onnx=True), 1
-    )
+    config = WorkerConfig(model="unet-small", data=data, out=model, epochs=2, batch_size=8, image_size=32, onnx=True)
+    train(config, 1, launcher="local")
     result = run(tmp_path, "distributed_inference", model_uri=str(model), images=24, num_parts=3)
     assert "train" not in result.task_outputs, "no quick model is trained when one is given"
     shards = [outputs for task, outputs in result.task_outputs.items() if "infer-shard" in task]

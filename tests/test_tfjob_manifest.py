@@ -132,9 +132,11 @@ def test_cli_dry_run_prints_a_valid_tfjob_and_calls_no_api(schema):
 
 
 def test_cli_refuses_cluster_options_with_the_local_launcher():
-    args = ["train", "--model", "mlp", "--data", "sklearn:digits", "--out", "o", "--dry-run"]
-    result = CliRunner().invoke(main, args)
-    assert result.exit_code == 2 and "need --launcher kubernetes" in result.output
+    # --dry-run is every launcher's now (tests/test_launcher_interface.py); the placement options are not.
+    for option in (["--image", "reg/distml:1"], ["--pvc", "w:/mnt/w"], ["--toleration", "gpu:NoSchedule"]):
+        args = ["train", "--model", "mlp", "--data", "sklearn:digits", "--out", "o", "--dry-run", *option]
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 2 and "need --launcher kubernetes" in result.output, option
 
 
 def test_volume_names_are_dns_labels_for_any_claim_name():

@@ -1,6 +1,6 @@
 """A package's curated names, imported from their modules on first use (PEP 562 module ``__getattr__``).
 
-``from distml.training import WorkerConfig, train_local`` then works without ``import distml.training``
+``from distml.training import WorkerConfig, train`` then works without ``import distml.training``
 loading every module of the package: the CLI stays fast (``distml --help`` loads no TensorFlow,
 ONNX Runtime or kubernetes client) and packages that use each other's modules import no cycle.
 """

@@ -21,6 +21,7 @@ from distml.errors import DistmlError
 from distml.inference.backends import BACKEND_NAMES
 from distml.serving.deploy_step import TARGETS
 from distml.serving.isvc import DNS_LABEL, FORMATS
+from distml.training.launchers import launcher_names
 from distml.training.models import ARCHITECTURES
 
 MAX_WORKERS = 256
@@ -35,7 +36,7 @@ MAX_GPUS = 64
 MAX_REPLICAS = 1000
 MAX_TIMEOUT_SECONDS = 30 * 24 * 3600
 MAX_SEED = 2**32 - 1
-LAUNCHERS = ("local", "kubernetes")
+LAUNCHERS = launcher_names()  # distml.training.launchers.LAUNCHER_MODULES
 #: An InferenceService name: KServe derives Knative service and host names from it, so a DNS-1035 label, short
 #: (the rule ServingSpec.check applies).
 SERVICE_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,43}[a-z0-9])?$")

@@ -28,6 +28,7 @@ from distml.parameters import (
     MIN_IMAGE_SIZE,
     check_training,
 )
+from distml.training.launchers import create_launcher, launcher_names
 from distml.training.models import ARCHITECTURES
 
 
@@ -36,7 +37,13 @@ def _echo_err(line: str) -> None:
 
 
 @click.command("train")
-@click.option("--launcher", type=click.Choice(["local", "kubernetes"]), default="local", show_default=True)
+@click.option(
+    "--launcher",
+    type=click.Choice(launcher_names()),
+    default=launcher_names()[0],
+    show_default=True,
+    help="Where the workers run: processes here (local) or a TFJob (kubernetes).",
+)
 @click.option("--workers", type=click.IntRange(1, MAX_WORKERS), default=2, show_default=True, help="Worker replicas.")
 @click.option("--model", "model", type=click.Choice(ARCHITECTURES), required=True, help="Architecture.")
 @click.option(
@@ -83,7 +90,12 @@ def _echo_err(line: str) -> None:
     help="Seconds.",
     callback=finite_callback,
 )
-@click.option("--dry-run", is_flag=True, help="[kubernetes] Print the TFJob YAML and call no API.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print what would start and start nothing: the worker processes and their TF_CONFIG (local), "
+    "the TFJob YAML (kubernetes, no API call).",
+)
 def train(
     launcher: str,
     workers: int,
@@ -110,9 +122,9 @@ def train(
     from distml.training.spec import PvcMount
     from distml.training.worker import WorkerConfig
 
-    if launcher == "local" and (dry_run or image or pvc or node_selector or toleration or gpus_per_worker):
+    if launcher != "kubernetes" and (image or pvc or node_selector or toleration or gpus_per_worker):
         raise click.UsageError(
-            "--image, --gpus-per-worker, --node-selector, --toleration, --pvc and --dry-run need --launcher kubernetes"
+            "--image, --gpus-per-worker, --node-selector, --toleration and --pvc need --launcher kubernetes"
         )
     # Rules the options' types cannot express (unet-small's size a multiple of 4), before any data is read.
     check_training(
@@ -123,8 +135,9 @@ def train(
         image_size=image_size,
         model=model,
     )
-    out = out_dir.resolve() if launcher == "local" else out_dir
-    if launcher == "local" and out.exists() and (not out.is_dir() or any(out.iterdir())):
+    here = launcher != "kubernetes"  # the workers see this machine's paths
+    out = out_dir.resolve() if here else out_dir
+    if here and out.exists() and (not out.is_dir() or any(out.iterdir())):
         from distml.errors import DistmlError
 
         raise DistmlError(  # before training, not after it (the model folder is written last)
@@ -141,12 +154,14 @@ def train(
         onnx=onnx,
         seed=seed,
     )
-    if launcher == "kubernetes":
+    options = None
+    if launcher == "kubernetes":  # the [kubernetes] options; other launchers take none
         from distml.components.image import COMPONENT_IMAGE
+        from distml.training.kubernetes import ClusterOptions, pod_template
 
         with option_errors():
-            options = launch.ClusterOptions(
-                launch.pod_template(
+            options = ClusterOptions(
+                pod_template(
                     image or COMPONENT_IMAGE,
                     gpus_per_worker=gpus_per_worker,
                     node_selector=parse_node_selector(node_selector),
@@ -156,9 +171,14 @@ def train(
                 pvc=PvcMount.parse(pvc) if pvc else None,
                 timeout=timeout,
             )
-        if dry_run:
-            click.echo(launch.dry_run_yaml(config, workers, options, launch.job_name_for(config, options)), nl=False)
-            return
+    if dry_run:  # starts nothing, loads no data
+        if not Path(source).is_dir():
+            _echo_err(f"note: {source} is loaded into a work folder when training starts; shown as given")
+        elif here:
+            config.data = Path(source).resolve()
+        click.echo(create_launcher(launcher, options=options).dryrun(config, workers).text, nl=False)
+        return
+    if launcher == "kubernetes":
         with tempfile.TemporaryDirectory(prefix="distml-train-") as work:
             config.data = launch.prepare_data(source, work)
             metrics = launch.train(
@@ -174,7 +194,7 @@ def train(
         work = Path(tempfile.mkdtemp(prefix=f".{out.name}.work-", dir=out.parent))
         try:
             config.data = launch.prepare_data(source, work).resolve()
-            metrics = launch.train(config, workers, launcher="local", progress=_echo_err, timeout=timeout)
+            metrics = launch.train(config, workers, launcher=launcher, progress=_echo_err, timeout=timeout)
         finally:
             shutil.rmtree(work, ignore_errors=True)
     shown = {k: round(v, 4) for k, v in metrics.items() if k.startswith("test_")}

@@ -9,7 +9,10 @@ from distml.lazy_exports import lazy_exports
 __all__, __getattr__, __dir__ = lazy_exports(
     __name__,
     {
-        "distml.training.launch": ("ClusterOptions", "train", "train_local", "train_kubernetes", "dry_run_yaml"),
+        "distml.training.launch": ("train", "prepare_data"),
+        "distml.training.launchers": ("Launcher", "DryRun", "LAUNCHER_MODULES", "create_launcher"),
+        "distml.training.local": ("LocalLauncher",),
+        "distml.training.kubernetes": ("KubernetesLauncher", "ClusterOptions", "pod_template"),
         "distml.training.worker": ("WorkerConfig",),
         "distml.training.spec": ("TrainingSpec", "PvcMount", "RunPolicy"),
         "distml.training.model_folder": ("load_model_folder", "read_model_info"),

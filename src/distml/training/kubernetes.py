@@ -1,5 +1,9 @@
 """The Kubernetes launcher: run a TrainingSpec as a TFJob and see it through.
 
+``KubernetesLauncher`` is the launcher of distml.training.launchers: its dry run is the TFJob
+manifest (no API call); ``run`` stages the data onto the shared volume, creates that TFJob through
+``TFJobLauncher`` and copies the model back. ``ClusterOptions`` says where and how the job's pods run.
+
 Unlike the TFJob launcher Kubeflow Pipelines once shipped, it names each run's job
 uniquely and re-attaches to it when restarted, owns the job by the launching pod (when it
 runs in one), follows the replicas' logs into its own log while the job runs, reports a
@@ -20,24 +24,31 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from distml import kube
 from distml.errors import DistmlError
+from distml.staging import staged_folder
 from distml.training.cancel import sigterm_cancels
-from distml.training.spec import TrainingSpec
+from distml.training.launchers import DryRun, Launcher
+from distml.training.model_folder import METRICS_FILE
+from distml.training.spec import PvcMount, TrainingSpec, worker_command
 from distml.training.tfjob import (
     CONTAINER_NAME,
     JOB_NAME_LABEL,
     REPLICA_INDEX_LABEL,
     REPLICA_TYPE_LABEL,
     build_tfjob,
+    job_name,
 )
+from distml.training.worker import WorkerConfig
 
 GROUP, VERSION, PLURAL = "kubeflow.org", "v1", "tfjobs"
 INSTALL_OPERATOR = (
@@ -497,3 +508,170 @@ def _replica_key(pod: Any) -> str:
     kind = labels.get(REPLICA_TYPE_LABEL)
     index = labels.get(REPLICA_INDEX_LABEL)
     return f"{kind}-{index}" if kind and index is not None else pod.metadata.name
+
+
+# ---------------------------------------------------------------------- the launcher
+
+
+@dataclass
+class ClusterOptions:
+    """How the launcher runs a TFJob: ``pods`` says where and how its replicas run, the rest is the launcher's.
+
+    ``pods`` is a TrainingSpec (one type for the pods' image and placement, not a copy of its
+    fields) whose command and worker count the launch fills in from the training; build it with
+    ``pod_template``. ``pvc`` is the volume shared by the launcher and the pods (the data goes
+    there and the model comes back); the launch adds it to the pods' volumes.
+    """
+
+    pods: TrainingSpec
+    namespace: str = ""  # empty: the namespace we run in (the pod's, or the kubeconfig context's)
+    pvc: PvcMount | None = None
+    timeout: float = 6 * 3600
+    poll_interval: float = 10.0
+    run_key: str = ""  # stable per run (the component passes its output URI); empty: a new job every call
+
+
+def pod_template(image: str, **placement: Any) -> TrainingSpec:
+    """ClusterOptions.pods running ``image``; ``placement`` takes TrainingSpec's fields (gpus_per_worker,
+    node_selector, tolerations, chief, cpu, memory, service_account, run_policy, ...).
+
+    Its command and worker count are placeholders: cluster_spec sets them from the training.
+    """
+    return TrainingSpec(image=image, command=[], **placement)
+
+
+def cluster_spec(config: WorkerConfig, workers: int, options: ClusterOptions) -> TrainingSpec:
+    """The TrainingSpec of a TFJob that runs ``config`` (its paths as the pods see them)."""
+    pvcs = [*options.pods.pvcs, options.pvc] if options.pvc else options.pods.pvcs
+    return replace(options.pods, command=worker_command(config), workers=workers, pvcs=pvcs)
+
+
+def job_name_for(config: WorkerConfig, options: ClusterOptions) -> str:
+    """The TFJob's name: the same for every attempt of a run with a ``run_key``, else new each call."""
+    return job_name(f"distml-{config.model}", options.run_key or uuid.uuid4().hex)
+
+
+@dataclass(frozen=True)
+class TFJobRequest:
+    """What the Kubernetes launcher creates: the job (name, namespace, filled-in spec, owner) and its folders.
+
+    ``config`` is the training as given (the data to stage, the model folder to fill here);
+    ``job_config`` is the same with the paths the pods see (on the shared volume, with a PVC).
+    """
+
+    name: str
+    namespace: str
+    spec: TrainingSpec
+    owner: Any | None
+    config: WorkerConfig
+    job_config: WorkerConfig
+
+
+class KubernetesLauncher(Launcher):
+    """A TFJob placed per ``options`` (ClusterOptions, required); ``api_client`` for tests, else the kubeconfig's.
+
+    ``log_dir`` receives a failed job's replica logs and events; ``timeout`` defaults to options.timeout.
+    """
+
+    name = "kubernetes"
+
+    def __init__(self, *, options: ClusterOptions | None = None, api_client: Any | None = None, **settings: Any):
+        if options is None:
+            raise DistmlError("launcher=kubernetes needs ClusterOptions (image, namespace, placement)")
+        super().__init__(options=options, **settings)
+        self.cluster = options
+        self.api_client = api_client
+
+    def dryrun(self, config: WorkerConfig, workers: int) -> DryRun[TFJobRequest]:
+        """The TFJob (and its YAML) that ``run`` would create; reads the kubeconfig's namespace, calls no API."""
+        options = replace(self.cluster, namespace=self.cluster.namespace or kube.current_namespace())
+        name = job_name_for(config, options)
+        job_config = _on_volume(config, options, name) if options.pvc else config
+        spec = cluster_spec(job_config, workers, options)
+        owner = launching_pod_owner(namespace=options.namespace)
+        request = TFJobRequest(name, options.namespace, spec, owner, config, job_config)
+        manifest = build_tfjob(spec, name=name, namespace=options.namespace, owner=owner)
+        return DryRun(self.name, request, kube.manifest_yaml(manifest))
+
+    def schedule(self, dry_run: DryRun[TFJobRequest]) -> dict[str, Any]:
+        """Run the job; with a PVC, stage the data onto it and copy the model back to ``config.out``.
+
+        Without a PVC, ``config.data`` and ``config.out`` must already be paths the pods can reach.
+        With one, the job works in ``<mount>/distml/<job name>``, which is removed when the run ends,
+        failed or not; a retry of the same run (same ``run_key``) whose job had already exported
+        its model copies that model instead of training again. So when only the copy back fails,
+        the exported model stays on the volume for that retry.
+        """
+        request: TFJobRequest = self._own(dry_run)
+        name, config, job_config, pvc = request.name, request.config, request.job_config, self.cluster.pvc
+        if not pvc:
+            self._launch(request)
+            return json.loads((config.out / METRICS_FILE).read_text(encoding="utf-8"))
+        report = self.progress or (lambda line: None)
+        if not Path(pvc.mount_path).is_dir():
+            raise DistmlError(
+                f"the PVC {pvc.claim} is not mounted here at {pvc.mount_path}",
+                hint="Mount the same PVC in the launching pod (kfp.kubernetes.mount_pvc) so data and model can "
+                "be copied; or pass --data and --out as paths on the volume, without --pvc.",
+            )
+        _check_output_folder(config.out)  # now, not after hours of training
+        job_root = Path(job_config.out).parent
+        try:
+            if (job_config.out / METRICS_FILE).exists():
+                report(f"tfjob {name}: an earlier attempt of this run exported the model already; copying it")
+            else:
+                _stage_copy(Path(config.data), Path(job_config.data))
+                self._launch(request)
+            with staged_folder(config.out, what="model folder") as staging:
+                shutil.copytree(job_config.out, staging, dirs_exist_ok=True)
+        except BaseException:
+            if self.cluster.run_key and (job_config.out / METRICS_FILE).exists():  # trained: a retry copies
+                report(f"tfjob {name}: the model stays on the volume at {job_config.out} for a retry of this run")
+                for scratch in job_root.iterdir():  # the data, the backup, any staging folder
+                    if scratch != job_config.out:
+                        shutil.rmtree(scratch, ignore_errors=True)
+            else:
+                shutil.rmtree(job_root, ignore_errors=True)
+            raise
+        shutil.rmtree(job_root, ignore_errors=True)
+        return json.loads((config.out / METRICS_FILE).read_text(encoding="utf-8"))
+
+    def _launch(self, request: TFJobRequest) -> None:
+        """Create the requested TFJob and see it through (TFJobLauncher builds the same manifest from the spec)."""
+        jobs = TFJobLauncher(
+            self.api_client if self.api_client is not None else kube.api_client(),
+            namespace=request.namespace,
+            poll_interval=self.cluster.poll_interval,
+            progress=self.progress,
+            failure_dir=self.log_dir,
+        )
+        timeout = self.timeout if self.timeout is not None else self.cluster.timeout
+        jobs.run(request.spec, name=request.name, timeout=timeout, owner=request.owner)
+
+
+LAUNCHER = KubernetesLauncher
+
+
+def _check_output_folder(out: Path) -> None:
+    """The model folder must be new or empty, and its parent creatable."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise DistmlError("model folder is not empty", where=str(out), hint="Choose a new or empty --out folder.")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DistmlError(f"cannot create the model folder's parent ({err.strerror})", where=str(out.parent)) from err
+
+
+def _stage_copy(source: Path, target: Path) -> None:
+    """Copy a folder so that ``target`` exists only complete (a crash mid-copy leaves no half folder)."""
+    if target.exists():
+        return
+    with staged_folder(target, what="data folder on the volume") as staging:
+        shutil.copytree(source, staging, dirs_exist_ok=True)
+
+
+def _on_volume(config: WorkerConfig, options: ClusterOptions, name: str) -> WorkerConfig:
+    """The same config with data and output in a per-job folder on the shared volume."""
+    assert options.pvc is not None
+    root = Path(options.pvc.mount_path) / "distml" / name
+    return replace(config, data=root / "data", out=root / "model", backup_dir=root / "backup")

@@ -1,6 +1,7 @@
 """The local launcher: N worker processes on this machine, talking over loopback.
 
-Here we write TF_CONFIG ourselves (on a cluster the Training Operator does): each worker gets
+Its dry run lists each worker's command line and TF_CONFIG; ``run`` starts exactly those. Here we
+write TF_CONFIG ourselves (on a cluster the Training Operator does): each worker gets
 the same cluster (one free 127.0.0.1 port per worker) and its own task index. Workers run
 in their own process groups; if one fails, or the launcher is cancelled, every group is
 terminated, so no process outlives the run. When one worker dies its peers fail soon after
@@ -12,19 +13,26 @@ from __future__ import annotations
 import json
 import os
 import queue
+import shlex
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from contextlib import suppress
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from distml.errors import DistmlError
 from distml.ports import free_ports
 from distml.training.cancel import CANCEL_ENV, sigterm_cancels
+from distml.training.launchers import DryRun, Launcher
+from distml.training.model_folder import METRICS_FILE
+from distml.training.worker import WorkerConfig, worker_args
 
 #: Module every worker process runs, in both launchers.
 WORKER_MODULE = "distml.training.worker"
@@ -41,6 +49,41 @@ def tf_config(ports: list[int], index: int) -> str:
     return json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
 
 
+@dataclass(frozen=True)
+class WorkerProcess:
+    """One local worker as it will be started: its name, command line and TF_CONFIG ("" for a lone worker)."""
+
+    name: str
+    argv: list[str]
+    tf_config: str
+
+
+def plan_workers(args: list[str], workers: int) -> list[WorkerProcess]:
+    """The ``workers`` processes that run ``python -m distml.training.worker <args>``, with a free port each.
+
+    A lone worker gets no TF_CONFIG (it trains alone, as a TFJob of one replica does).
+    """
+    if workers < 1:
+        raise DistmlError(f"--workers must be at least 1 (got {workers})")
+    ports = free_ports(workers) if workers > 1 else []
+    argv = [sys.executable, "-m", WORKER_MODULE, *args]
+    return [
+        WorkerProcess(f"worker-{index}", argv, tf_config(ports, index) if ports else "") for index in range(workers)
+    ]
+
+
+def describe_workers(processes: list[WorkerProcess]) -> str:
+    """The dry run's text: each worker's command line and TF_CONFIG, as a person would type them."""
+    cluster = "on 127.0.0.1" if len(processes) > 1 else "alone (no TF_CONFIG)"
+    lines = [f"# local launcher: {len(processes)} worker process(es) {cluster}; nothing was started"]
+    for process in processes:
+        lines.append(f"{process.name}:")
+        lines.append(f"  command: {shlex.join(process.argv)}")
+        if process.tf_config:
+            lines.append(f"  TF_CONFIG: {process.tf_config}")
+    return "\n".join(lines) + "\n"
+
+
 def run_local_workers(
     worker_args: list[str],
     workers: int,
@@ -52,16 +95,30 @@ def run_local_workers(
 ) -> dict[str, Path]:
     """Run ``python -m distml.training.worker <worker_args>`` as ``workers`` processes; wait for all.
 
+    See run_worker_processes for the logs, the progress and the failures.
+    """
+    return run_worker_processes(
+        plan_workers(worker_args, workers), log_dir=log_dir, progress=progress, started=started, timeout=timeout
+    )
+
+
+def run_worker_processes(
+    planned: list[WorkerProcess],
+    *,
+    log_dir: str | os.PathLike[str],
+    progress: Callable[[str], None] | None = None,
+    started: Callable[[dict[str, int]], None] | None = None,
+    timeout: float | None = None,
+) -> dict[str, Path]:
+    """Start the planned workers (plan_workers) and wait for all.
+
     Each worker's output goes to ``<log_dir>/worker-<i>.log``; its progress lines (those
     starting with its name) are passed to ``progress``. ``started`` receives the workers'
     process ids. Returns the log files. Raises WorkerFailed when a worker fails (the others
     are stopped first), DistmlError on timeout; a SIGTERM stops every worker too.
     """
-    if workers < 1:
-        raise DistmlError(f"--workers must be at least 1 (got {workers})")
     logs = Path(log_dir)
     logs.mkdir(parents=True, exist_ok=True)
-    ports = free_ports(workers) if workers > 1 else []
     processes: dict[str, subprocess.Popen] = {}
     exits: queue.Queue[str] = queue.Queue()
     readers: list[threading.Thread] = []
@@ -69,15 +126,15 @@ def run_local_workers(
     tails: dict[str, deque[str]] = {}
     with sigterm_cancels("the local training run"):  # also while stopping: a second SIGTERM must not kill us
         try:
-            for index in range(workers):
-                name = f"worker-{index}"
+            for plan in planned:
+                name = plan.name
                 env = {**os.environ, "PYTHONUNBUFFERED": "1"}
                 env.pop("TF_CONFIG", None)
                 env.pop(CANCEL_ENV, None)  # a worker ends on SIGTERM at once; this launcher stops it
-                if ports:
-                    env["TF_CONFIG"] = tf_config(ports, index)
+                if plan.tf_config:
+                    env["TF_CONFIG"] = plan.tf_config
                 process = subprocess.Popen(
-                    [sys.executable, "-m", WORKER_MODULE, *worker_args],
+                    plan.argv,
                     stdout=subprocess.PIPE,
                     stderr=subprocess.STDOUT,
                     encoding="utf-8",
@@ -203,3 +260,40 @@ def _signal_group(process: subprocess.Popen, sig: signal.Signals) -> None:
     """Signal the group of a worker seen not yet reaped (a pid just freed is not reused at once)."""
     with suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, sig)
+
+
+@dataclass(frozen=True)
+class LocalRequest:
+    """What the local launcher starts: the worker processes, and the config whose model folder they write."""
+
+    config: WorkerConfig
+    processes: list[WorkerProcess]
+
+
+class LocalLauncher(Launcher):
+    """Worker processes on this machine; ``log_dir`` keeps their logs (else a temporary folder does)."""
+
+    name = "local"
+
+    def __init__(self, *, options: Any | None = None, **settings: Any) -> None:
+        if options is not None:
+            raise DistmlError(
+                "the local launcher takes no options",
+                hint="ClusterOptions (image, namespace, placement) are for launcher=kubernetes.",
+            )
+        super().__init__(**settings)
+
+    def dryrun(self, config: WorkerConfig, workers: int) -> DryRun[LocalRequest]:
+        processes = plan_workers(worker_args(config), workers)
+        return DryRun(self.name, LocalRequest(config, processes), describe_workers(processes))
+
+    def schedule(self, dry_run: DryRun[LocalRequest]) -> dict[str, Any]:
+        request: LocalRequest = self._own(dry_run)
+        with tempfile.TemporaryDirectory(prefix="distml-train-logs-") as scratch:
+            run_worker_processes(
+                request.processes, log_dir=self.log_dir or scratch, progress=self.progress, timeout=self.timeout
+            )
+        return json.loads((request.config.out / METRICS_FILE).read_text(encoding="utf-8"))
+
+
+LAUNCHER = LocalLauncher

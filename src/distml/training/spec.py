@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from distml.errors import DistmlError
 from distml.tolerations import Toleration
 from distml.training.local import WORKER_MODULE
-from distml.training.worker import WorkerConfig
+from distml.training.worker import WorkerConfig, worker_args
 
 #: Our choice, not the operator's default (v1.9 defaults to None: training-operator v1.9.0
 #: pkg/apis/kubeflow.org/v1/tensorflow_defaults.go:52-53): when the job ends, delete the pods still running
@@ -78,20 +78,6 @@ class TrainingSpec:
             raise DistmlError(f"workers must be at least 1 (got {self.workers})")
         if self.gpus_per_worker < 0:
             raise DistmlError(f"GPUs per worker cannot be negative (got {self.gpus_per_worker})")
-
-
-def worker_args(config: WorkerConfig) -> list[str]:
-    """The worker's command-line arguments for ``config`` (inverse of worker.parse_args)."""
-    args = ["--model", config.model, "--data", str(config.data), "--out", str(config.out)]
-    args += ["--epochs", str(config.epochs), "--batch-size", str(config.batch_size)]
-    args += ["--learning-rate", repr(config.learning_rate), "--seed", str(config.seed)]
-    if config.image_size:
-        args += ["--image-size", str(config.image_size)]
-    if config.backup_dir:
-        args += ["--backup-dir", str(config.backup_dir)]
-    if config.onnx:
-        args.append("--onnx")
-    return args
 
 
 def worker_command(config: WorkerConfig) -> list[str]:

@@ -347,6 +347,20 @@ class _EpochHistory:
             os.replace(scratch, self.path)
 
 
+def worker_args(config: WorkerConfig) -> list[str]:
+    """The worker's command-line arguments for ``config`` (inverse of parse_args): both launchers pass these."""
+    args = ["--model", config.model, "--data", str(config.data), "--out", str(config.out)]
+    args += ["--epochs", str(config.epochs), "--batch-size", str(config.batch_size)]
+    args += ["--learning-rate", repr(config.learning_rate), "--seed", str(config.seed)]
+    if config.image_size:
+        args += ["--image-size", str(config.image_size)]
+    if config.backup_dir:
+        args += ["--backup-dir", str(config.backup_dir)]
+    if config.onnx:
+        args.append("--onnx")
+    return args
+
+
 def parse_args(argv: list[str] | None = None) -> WorkerConfig:
     parser = argparse.ArgumentParser(prog="python -m distml.training.worker", description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True)
