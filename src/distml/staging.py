@@ -1,7 +1,10 @@
-"""All-or-nothing output folders: build under a temporary name, rename into place when complete.
+"""All-or-nothing outputs: build under a temporary name, rename into place when complete.
 
 Every writer of a folder that a later step trusts (a data folder, a model folder, a shard's
-results) goes through ``staged_folder``, so a failure never leaves a folder that looks complete.
+results) goes through ``staged_folder``, so a failure never leaves a folder that looks complete;
+a single file goes through ``staged_file`` (or ``write_text_atomic``), and files that join others
+in a shared folder (part files and their parts.json) through ``staged_files``. Nothing else in
+distml renames a temporary file into place.
 """
 
 from __future__ import annotations
@@ -59,3 +62,54 @@ def staged_folder(
         shutil.rmtree(staging, ignore_errors=True)
         if aside is not None:
             shutil.rmtree(aside, ignore_errors=True)
+
+
+@contextmanager
+def staged_file(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; on success it replaces ``target``, on any exception it is removed.
+
+    The one atomic writer of single files (a DTD file, an ONNX export, a JSON file of a folder
+    contract): a reader sees the old file or the whole new one, never half of it. The file gets
+    mode 0644 (mkstemp's 0600 would hide it from a serving container's user).
+    """
+    out = Path(target)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    scratch = Path(name)
+    try:
+        yield scratch
+        scratch.chmod(0o644)
+        os.replace(scratch, out)
+    finally:
+        scratch.unlink(missing_ok=True)
+
+
+def write_text_atomic(target: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``target`` through ``staged_file``."""
+    with staged_file(target) as scratch:
+        scratch.write_text(text, encoding="utf-8")
+    return Path(target)
+
+
+@contextmanager
+def staged_files(folder: str | os.PathLike[str], *, last: str | None = None) -> Iterator[Path]:
+    """Yield a temporary folder inside ``folder``; on success its files are renamed into ``folder``, ``last`` last.
+
+    For outputs that share a folder with other files (part files and their parts.json, shard
+    files): nothing in ``folder`` changes until every file is written, each file appears whole,
+    and the manifest named ``last`` appears only after the files it lists.
+    """
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
+    try:
+        yield staging
+        names = sorted(path.name for path in staging.iterdir())
+        if last in names:
+            names.remove(last)
+            names.append(last)
+        for name in names:
+            os.replace(staging / name, out / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

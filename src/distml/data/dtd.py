@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +34,7 @@ import numpy as np
 import yaml_rs
 
 from distml.errors import DatasetError
+from distml.staging import write_text_atomic
 
 #: The split names of DeepHealth's pipelines, in their usual order.
 STANDARD_SPLITS = ("training", "validation", "test")
@@ -503,17 +503,7 @@ def write_dataset(dataset: Dataset, path: str | os.PathLike[str]) -> Path:
     of ``path``; absolute ones are kept. The file appears only once fully written.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = dumps_dataset(dataset, relocate_to=path.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_text_atomic(path, dumps_dataset(dataset, relocate_to=path.parent))
 
 
 def dumps_dataset(dataset: Dataset, *, relocate_to: Path | None = None) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -14,10 +13,10 @@ from typing import Any
 
 from distml import kube
 from distml.errors import DistmlError
+from distml.folders import DATA_METADATA, MODEL_METRICS, read_model_metrics
 from distml.staging import staged_folder
 from distml.tolerations import tolerations_from_dicts
 from distml.training.local import run_local
-from distml.training.model_folder import METRICS_FILE
 from distml.training.spec import PvcMount, TrainingSpec, worker_args, worker_command
 from distml.training.worker import WorkerConfig
 
@@ -58,7 +57,7 @@ def prepare_data(source: str, work_dir: str | os.PathLike[str]) -> Path:
     """A loaded-data folder for ``source``: the folder itself, or ``source`` loaded into ``work_dir``."""
     path = Path(source)
     if path.is_dir():
-        if not (path / "metadata.json").exists():
+        if not DATA_METADATA.exists(path):
             raise DistmlError(
                 "not a loaded-data folder (no metadata.json)",
                 where=source,
@@ -83,7 +82,7 @@ def train_local(
     """Train with ``workers`` local processes; return the chief's metrics.json."""
     with tempfile.TemporaryDirectory(prefix="distml-train-logs-") as scratch:
         run_local(worker_args(config), workers, log_dir=log_dir or scratch, progress=progress, timeout=timeout)
-    return json.loads((config.out / METRICS_FILE).read_text(encoding="utf-8"))
+    return read_model_metrics(config.out)
 
 
 def train(
@@ -229,7 +228,7 @@ def train_kubernetes(
     name = job_name_for(config, options)
     if not options.pvc:
         _launch(config, workers, options, name, api_client, progress, failure_dir)
-        return json.loads((config.out / METRICS_FILE).read_text(encoding="utf-8"))
+        return read_model_metrics(config.out)
     if not Path(options.pvc.mount_path).is_dir():
         raise DistmlError(
             f"the PVC {options.pvc.claim} is not mounted here at {options.pvc.mount_path}",
@@ -240,7 +239,7 @@ def train_kubernetes(
     job_config = _on_volume(config, options, name)
     job_root = Path(job_config.out).parent
     try:
-        if (job_config.out / METRICS_FILE).exists():
+        if MODEL_METRICS.exists(job_config.out):
             report(f"tfjob {name}: an earlier attempt of this run exported the model already; copying it")
         else:
             _stage_copy(Path(config.data), Path(job_config.data))
@@ -248,7 +247,7 @@ def train_kubernetes(
         with staged_folder(config.out, what="model folder") as staging:
             shutil.copytree(job_config.out, staging, dirs_exist_ok=True)
     except BaseException:
-        if options.run_key and (job_config.out / METRICS_FILE).exists():  # trained: a retry copies, not retrains
+        if options.run_key and MODEL_METRICS.exists(job_config.out):  # trained: a retry copies, not retrains
             report(f"tfjob {name}: the model stays on the volume at {job_config.out} for a retry of this run")
             for scratch in job_root.iterdir():  # the data, the backup, any staging folder
                 if scratch != job_config.out:
@@ -257,7 +256,7 @@ def train_kubernetes(
             shutil.rmtree(job_root, ignore_errors=True)
         raise
     shutil.rmtree(job_root, ignore_errors=True)
-    return json.loads((config.out / METRICS_FILE).read_text(encoding="utf-8"))
+    return read_model_metrics(config.out)
 
 
 def _launch(
