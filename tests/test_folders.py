@@ -215,3 +215,33 @@ def test_gather_step_writes_the_report_output_and_returns_the_headline(tmp_path)
     assert result.ui_metrics() == {"accuracy": 4 / 6, "images": 6, "shards": 2}
     assert (tmp_path / "report.html").read_text() == (tmp_path / "summary" / "report.html").read_text()
     assert json.loads((tmp_path / "summary" / "metrics.json").read_text())["accuracy"] == 4 / 6
+
+
+@pytest.mark.parametrize("writer", ["staged_folder", "staged_files", "staged_file"])
+def test_a_signal_just_after_the_scratch_exists_leaves_nothing(tmp_path, monkeypatch, writer):
+    """A signal may land between creating the scratch folder or file and the writer's ``try`` (test_signals.py
+    sends one as soon as it appears): the scratch is created inside the ``try``, so it is still removed."""
+    import distml.staging as staging
+
+    real_mkdir, real_open = os.mkdir, os.open
+
+    def mkdir_then_signal(path, *args, **kwargs):
+        real_mkdir(path, *args, **kwargs)
+        raise KeyboardInterrupt
+
+    def open_then_signal(path, flags, *args, **kwargs):
+        os.close(real_open(path, flags, *args, **kwargs))
+        raise KeyboardInterrupt
+
+    out = tmp_path / "out"
+    out.mkdir()
+    if writer == "staged_file":
+        monkeypatch.setattr(os, "open", open_then_signal)
+        context = staging.staged_file(out / "model.onnx")
+    else:
+        monkeypatch.setattr(os, "mkdir", mkdir_then_signal)
+        context = getattr(staging, writer)(out / "new" if writer == "staged_folder" else out)
+    with pytest.raises(KeyboardInterrupt), context:
+        pass
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["out"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,7 +31,7 @@ def staged_folder(
     ``replaceable`` says whether a non-empty ``target`` is this writer's own earlier output: such a
     target is swapped for the new folder only once that is complete (renamed aside, the new one
     renamed in, the old one deleted), so a failed write leaves the earlier output whole.
-    The folder gets mode 0755 (mkdtemp's 0700 would hide it from a serving container's user).
+    The folder gets mode 0755 once complete (0700 while it is built would hide it from a serving container's user).
     On any exception the temporary folder is removed and ``target`` is left as it was.
     """
     out = Path(target)
@@ -43,13 +43,15 @@ def staged_folder(
             hint="Choose a new or empty folder, or remove this one first if its content may go.",
         )
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    staging = _scratch_name(out)
     aside: Path | None = None
     try:
+        staging.mkdir(mode=0o700)
         yield staging
         staging.chmod(0o755)
         if earlier:
-            aside = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+            aside = _scratch_name(out, ".old")
+            aside.mkdir(mode=0o700)
             os.replace(out, aside / "earlier")
         elif out.exists():
             out.rmdir()
@@ -70,14 +72,13 @@ def staged_file(target: str | os.PathLike[str]) -> Iterator[Path]:
 
     The one atomic writer of single files (a DTD file, an ONNX export, a JSON file of a folder
     contract): a reader sees the old file or the whole new one, never half of it. The file gets
-    mode 0644 (mkstemp's 0600 would hide it from a serving container's user).
+    mode 0644 once complete (0600 while it is written would hide it from a serving container's user).
     """
     out = Path(target)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    scratch = Path(name)
+    scratch = _scratch_name(out, ".tmp")
     try:
+        scratch.touch(mode=0o600, exist_ok=False)
         yield scratch
         scratch.chmod(0o644)
         os.replace(scratch, out)
@@ -102,8 +103,9 @@ def staged_files(folder: str | os.PathLike[str], *, last: str | None = None) -> 
     """
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
+    staging = out / f".staging-{uuid.uuid4().hex[:12]}"
     try:
+        staging.mkdir(mode=0o700)
         yield staging
         names = sorted(path.name for path in staging.iterdir())
         if last in names:
@@ -113,3 +115,13 @@ def staged_files(folder: str | os.PathLike[str], *, last: str | None = None) -> 
             os.replace(staging / name, out / name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _scratch_name(target: Path, suffix: str = "") -> Path:
+    """A hidden, unused name beside ``target``, chosen before anything is created under it.
+
+    Each writer creates its scratch file or folder inside its ``try``, so a signal that arrives just
+    after the creation (test_signals.py sends one then) still finds it removed; with tempfile.mkdtemp
+    the folder would exist before the writer's ``try`` could clean it up.
+    """
+    return target.parent / f".{target.name}.{uuid.uuid4().hex[:12]}{suffix}"
