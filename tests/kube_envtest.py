@@ -289,7 +289,8 @@ CRDS = Path(__file__).resolve().parent / "crds"
 RBAC_FILE = REPO / "manifests" / "rbac.yaml"
 #: What manifests/rbac.yaml must grant, (apiGroup, resource) -> verbs: the TFJob launcher
 #: (distml.training.kubernetes) and the deploy step (distml.serving.deploy). A new API call there
-#: means a deliberate change here. tests/test_manifests.py reads the file, test_rbac_envtest.py asks the API server.
+#: means a deliberate change here. tests/cluster/test_manifests.py reads the file,
+#: tests/cluster/test_rbac_envtest.py asks the API server.
 EXPECTED_RULES = {
     ("kubeflow.org", "tfjobs"): {"create", "get", "list", "watch", "delete", "patch"},
     ("serving.kserve.io", "inferenceservices"): {"create", "get", "patch", "list", "watch"},

@@ -48,7 +48,7 @@ _TOP_KEYS = ("name", "description", "classes", "features", "images", "split")
 # yaml-cpp converts a scalar to int with a C++ stream whose base comes from the prefix
 # (include/yaml-cpp/node/convert.h: `stream.unsetf(std::ios::dec)`, then `stream >> std::noskipws
 # >> rhs` and only white space after): 0x.. hex, 0.. octal, else decimal, an optional sign,
-# 32-bit range. Each case was checked against pyecvl 1.3.0 (tests/test_data_ecvl.py).
+# 32-bit range. Each case was checked against pyecvl 1.3.0 (tests/data/test_data_ecvl.py).
 _CXX_INT = re.compile(r"([+-]?)(?:0[xX]([0-9a-fA-F]+)|(0[0-7]*)|([1-9][0-9]*))[ \t\n\v\f\r]*\Z")
 _INT_FIRST = frozenset("+-0123456789")
 _URL = re.compile(r"https?://.*")  # Dataset::url_regex_, dataset_parser.cpp:28

@@ -18,7 +18,7 @@ from distml.cli.options import parse_node_selector, parse_toleration
 from distml.errors import DistmlError
 from distml.serving.isvc import ServingSpec, build_inference_service, predictor_storage_uri, to_dict
 
-CRD = Path(__file__).resolve().parent / "crds" / "serving.kserve.io_inferenceservices.yaml"
+CRD = Path(__file__).resolve().parents[1] / "crds" / "serving.kserve.io_inferenceservices.yaml"
 
 
 def strict(schema):

@@ -15,7 +15,7 @@ from distml.errors import DistmlError
 from distml.training.spec import PvcMount, RunPolicy, Toleration, TrainingSpec
 from distml.training.tfjob import build_tfjob, job_name, to_dict
 
-CRD = Path(__file__).resolve().parent / "crds" / "kubeflow.org_tfjobs.yaml"
+CRD = Path(__file__).resolve().parents[1] / "crds" / "kubeflow.org_tfjobs.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +153,7 @@ def test_volume_names_are_dns_labels_for_any_claim_name():
 
 def test_the_docs_give_the_operators_cleanpodpolicy_default_and_ours():
     """Defect 12: v1.9 defaults cleanPodPolicy to None (tensorflow_defaults.go:52-53), not Running."""
-    text = (Path(__file__).resolve().parents[1] / "docs" / "training.md").read_text()
+    text = (Path(__file__).resolve().parents[2] / "docs" / "training.md").read_text()
     assert "for TFJobs in v1.9 is `None`" in text
     assert "the operator's own\n  default" not in text and "`Running`, the operator's own" not in text
     assert "Ours is `Running`" in text

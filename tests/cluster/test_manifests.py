@@ -12,7 +12,7 @@ import pytest
 import yaml
 from kube_envtest import EXPECTED_RULES
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 MANIFESTS = REPO / "manifests"
 
 
