@@ -1,11 +1,13 @@
-# The two commands of the README: `make demo` (set up .venv and run the main job), `make test`.
+# The commands of the README: `make demo` (set up .venv and run the main job), `make test` (everything:
+# what CI runs) and `make check` (the inner loop: lint, then the tests that neither train with TensorFlow,
+# start a model server (slow) nor start a kube-apiserver (envtest), stopping at the first failure).
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 # The workplace's shared builds (ECVL/EDDL, envtest) beside the clone; absent elsewhere, and then skipped.
 SHARED ?= ../shared
 
-.PHONY: setup ecvl demo test lint benchmarks compile clean
+.PHONY: setup ecvl demo test check lint benchmarks compile clean
 
 setup: $(STAMP) ecvl
 
@@ -25,6 +27,10 @@ demo: setup
 test: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/python -m pytest -q
+
+check: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/python -m pytest -q -x -m "not slow and not envtest"
 
 benchmarks: setup
 	$(VENV)/bin/python benchmarks/split.py

@@ -277,6 +277,17 @@ def _scripted_control_plane(script: Path, etcd: str | None) -> Iterator[ControlP
 
 CRDS = Path(__file__).resolve().parent / "crds"
 RBAC_FILE = REPO / "manifests" / "rbac.yaml"
+#: What manifests/rbac.yaml must grant, (apiGroup, resource) -> verbs: the TFJob launcher
+#: (distml.training.kubernetes) and the deploy step (distml.serving.deploy). A new API call there
+#: means a deliberate change here. tests/cluster/test_manifests.py reads the file,
+#: tests/cluster/test_rbac_envtest.py asks the API server.
+EXPECTED_RULES = {
+    ("kubeflow.org", "tfjobs"): {"create", "get", "list", "watch", "delete", "patch"},
+    ("serving.kserve.io", "inferenceservices"): {"create", "get", "patch", "list", "watch"},
+    ("", "pods"): {"get", "list"},
+    ("", "pods/log"): {"get"},
+    ("", "events"): {"list"},
+}
 NAMESPACE = "distml-envtest"
 RUNNER = "pipeline-runner"  # the service account manifests/rbac.yaml binds (KFP standalone's runner)
 

@@ -11,6 +11,7 @@ from rich.table import Table
 from distml.cli.options import SEED, allow_root_option, source_callback
 from distml.cli.output import make_console, plain
 from distml.data import dtd, sources, split, synth
+from distml.folders import PartInfo
 from distml.parameters import MAX_SYNTHETIC_IMAGES
 
 console = make_console()
@@ -127,7 +128,7 @@ def shard_command(data_dir: Path, shards: int, out_dir: Path) -> None:
         console.print(plain(path))
 
 
-def print_parts(dataset: dtd.Dataset, infos: list[split.PartInfo], out_dir: Path) -> None:
+def print_parts(dataset: dtd.Dataset, infos: list[PartInfo], out_dir: Path) -> None:
     """The table of parts: file, images, and images per split."""
     names = list(dataset.split or {})
     title = f"{plain(dataset.name)}: {len(dataset.images)} images in {len(infos)} parts -> {plain(out_dir)}"

@@ -49,12 +49,9 @@ def select_command(model_dirs: tuple[Path, ...], metric: str, lowest: bool, out_
 @_out
 def average_command(model_dirs: tuple[Path, ...], data_dir: Path | None, out_dir: Path) -> None:
     """Average the weights of MODEL_DIRS (same architecture) into a new Model folder OUT."""
-    import json
-
-    from distml.selection.average import average_models
+    from distml.selection.average import average_models, evaluated_metrics
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     out = average_models(list(model_dirs), out_dir, data=data_dir)
-    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
-    shown = {key: value for key, value in metrics.items() if key.startswith("test_")}
+    shown = evaluated_metrics(out)
     console.print(f"averaged {len(model_dirs)} models -> {out} {shown or '(not evaluated: no --data)'}")

@@ -26,17 +26,10 @@ def average_models(
         averaged: The Model folder of the average (with model.onnx when the sources have one).
         metrics: The average's test metrics, for KFP's UI.
     """
-    import json
-    import logging
-    from pathlib import Path
+    from distml.selection.average import average_models_step
 
-    from distml.selection.average import average_models as average
-
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    average([model.path for model in models], averaged.path, data=data.path)
-    results = json.loads((Path(averaged.path) / "metrics.json").read_text(encoding="utf-8"))
+    results = average_models_step([model.path for model in models], averaged.path, data.path)
     for key, value in results.items():
-        if key.startswith("test_"):
-            metrics.log_metric(key, value)
-            averaged.metadata[key] = value
+        metrics.log_metric(key, value)
+        averaged.metadata[key] = value
     averaged.metadata["averaged_from"] = len(models)

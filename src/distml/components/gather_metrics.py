@@ -28,15 +28,9 @@ def gather_metrics(
         report: The HTML report: the metrics, a row per part and sample images.
         Output: MIoU (segmentation) or accuracy (classification) of the whole split.
     """
-    import shutil
-    from pathlib import Path
+    from distml.inference.gather import gather_step
 
-    from distml.inference.gather import REPORT_FILE, gather_shards
-
-    gathered = gather_shards([shard.path for shard in shards], summary.path, report_images=report_images)
-    headline = "miou" if "miou" in gathered else "accuracy"
-    metrics.log_metric(headline, gathered[headline])
-    metrics.log_metric("images", gathered["images"])
-    metrics.log_metric("shards", len(shards))
-    shutil.copyfile(Path(summary.path) / REPORT_FILE, report.path)
-    return float(gathered[headline])
+    result = gather_step([shard.path for shard in shards], summary.path, report.path, report_images=report_images)
+    for name, value in result.ui_metrics().items():
+        metrics.log_metric(name, value)
+    return result.value

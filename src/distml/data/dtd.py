@@ -28,7 +28,6 @@ import gc
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ import yaml_rs
 
 from distml.data.dtd_block import split_images_block
 from distml.errors import DatasetError
+from distml.staging import write_text_atomic
 
 #: The split names of DeepHealth's pipelines, in their usual order.
 STANDARD_SPLITS = ("training", "validation", "test")
@@ -53,7 +53,7 @@ _TOP_KEYS = ("name", "description", "classes", "features", "images", "split")
 # yaml-cpp converts a scalar to int with a C++ stream whose base comes from the prefix
 # (include/yaml-cpp/node/convert.h: `stream.unsetf(std::ios::dec)`, then `stream >> std::noskipws
 # >> rhs` and only white space after): 0x.. hex, 0.. octal, else decimal, an optional sign,
-# 32-bit range. Each case was checked against pyecvl 1.3.0 (tests/test_data_ecvl.py).
+# 32-bit range. Each case was checked against pyecvl 1.3.0 (tests/data/test_data_ecvl.py).
 _CXX_INT = re.compile(r"([+-]?)(?:0[xX]([0-9a-fA-F]+)|(0[0-7]*)|([1-9][0-9]*))[ \t\n\v\f\r]*\Z")
 _INT_FIRST = frozenset("+-0123456789")
 _URL = re.compile(r"https?://.*")  # Dataset::url_regex_, dataset_parser.cpp:28
@@ -539,17 +539,7 @@ def write_dataset(dataset: Dataset, path: str | os.PathLike[str]) -> Path:
     of ``path``; absolute ones are kept. The file appears only once fully written.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = dumps_dataset(dataset, relocate_to=path.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_text_atomic(path, dumps_dataset(dataset, relocate_to=path.parent))
 
 
 def dumps_dataset(dataset: Dataset, *, relocate_to: Path | None = None) -> str:

@@ -12,25 +12,24 @@ staging folder and renamed into place, so a failed load leaves nothing behind.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
 import socket
-import tempfile
 import zipfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlparse
 
 import numpy as np
 
 from distml.data.dtd import Dataset, Image, read_dataset, write_dataset
-from distml.data.split import PartInfo, part_sizes, split_dataset, write_parts
+from distml.data.split import part_sizes, split_dataset, write_parts
 from distml.data.synth import DATASET_FILE, synth_digits, synth_lesions
-from distml.data.trust import METADATA_FILE, check_locations, entry_inside, read_json
+from distml.data.trust import check_locations
 from distml.errors import DatasetError
-from distml.staging import exclusive_writer, staged_folder
+from distml.folders import ArtifactInfo, PartInfo, read_data_info, write_data_info
+from distml.staging import exclusive_writer, staged_files, staged_folder
 from distml.tfkeras import use_tf_keras
 
 ARRAYS_FILE = "data.npz"
@@ -51,21 +50,6 @@ _KERAS_CACHE = {"mnist": "mnist.npz", "fashion_mnist": "fashion-mnist", "imdb": 
 _IMDB_WORDS, _IMDB_LENGTH = 10_000, 200
 #: Most classes an npz's labels may imply (its largest label + 1); the model has one output per class.
 MAX_CLASSES = 100_000
-
-
-@dataclass
-class ArtifactInfo:
-    """The content of ``metadata.json``: what a loaded-data folder holds."""
-
-    format: str  # "dtd" or "npz"
-    file: str  # dataset.yml or data.npz, relative to the folder
-    source: str
-    name: str
-    task: str  # "classification" or "segmentation"
-    classes: list[str] = field(default_factory=list)
-    counts: dict[str, int] = field(default_factory=dict)
-    #: Folders outside this one that the dataset's locations may point into (allowed at load time).
-    roots: list[str] = field(default_factory=list)
 
 
 def load_data(
@@ -104,33 +88,13 @@ def load_data(
             info = _save_arrays(_keras_arrays(rest), staging, source=source, name=rest)
         else:
             raise DatasetError(f"unknown data source {source!r}", hint=f"Use one of: {', '.join(SOURCES)}.")
-        (staging / METADATA_FILE).write_text(json.dumps(asdict(info), indent=2) + "\n", encoding="utf-8")
-    return info
-
-
-def read_info(folder: str | os.PathLike[str]) -> ArtifactInfo:
-    """Read ``metadata.json`` of a folder written by load_data (its ``file`` must lie inside the folder)."""
-    path = Path(folder) / METADATA_FILE
-    if not path.is_file():
-        raise DatasetError(
-            "not a loaded-data folder (no metadata.json)",
-            where=str(folder),
-            hint="Create it with `distml data load SOURCE --out DIR` or the load_data component.",
-        )
-    content = read_json(path)
-    try:
-        info = ArtifactInfo(**content) if isinstance(content, dict) else None
-    except TypeError:
-        info = None
-    if info is None:
-        raise DatasetError("not the metadata of a loaded-data folder", where=str(path))
-    entry_inside(folder, info.file, where=f"{path}: file")
+        write_data_info(staging, info)
     return info
 
 
 def load_arrays(folder: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     """The arrays of an npz data folder (``x_train``, ``y_train``, ``x_test``, ``y_test``)."""
-    info = read_info(folder)
+    info = read_data_info(folder)
     if info.format != "npz":
         raise DatasetError(
             f"holds a {info.format} dataset, not arrays", where=str(folder), hint="Use an npz, sklearn or keras source."
@@ -381,32 +345,26 @@ def shard_arrays(folder: str | os.PathLike[str], shards: int, out_dir: str | os.
 
     The training rows are cut by DeepHealth's rule (floor(n/N) each, the rest on the last
     shard); the test rows, used for evaluation, go whole into every shard. Files:
-    ``shard-000-of-004.npz``... Written to a staging folder first: all or nothing.
+    ``shard-000-of-004.npz``... All or nothing (distml.staging.staged_files).
     """
-    arrays = load_arrays(folder)
-    sizes = part_sizes(len(arrays["x_train"]), shards)
+    pieces = _shards(load_arrays(folder), shards)
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with exclusive_writer(out):  # a second shard run into this folder fails at once
-        out.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".shards-", dir=out))
-        try:
-            paths = []
-            start = 0
-            for s, size in enumerate(sizes):
-                shard = {
-                    key: (value[start : start + size] if key.endswith("_train") else value)
-                    for key, value in arrays.items()
-                }
-                start += size
-                filename = f"shard-{s:03d}-of-{shards:03d}.npz"
-                np.savez(staging / filename, **shard)
-                paths.append(out / filename)
-            for path in paths:
-                os.replace(staging / path.name, path)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    return paths
+    with exclusive_writer(out), staged_files(out) as staging:  # a second shard run into this folder fails at once
+        for name, shard in pieces:
+            np.savez(staging / f"{name}.npz", **shard)
+    return [out / f"{name}.npz" for name, _ in pieces]
+
+
+def _shards(arrays: dict[str, np.ndarray], shards: int) -> list[tuple[str, dict[str, np.ndarray]]]:
+    """(``shard-000-of-004``, its arrays) per shard: a slice of the training rows, all test rows."""
+    pieces = []
+    start = 0
+    for s, size in enumerate(part_sizes(len(arrays["x_train"]), shards)):
+        shard = {key: value[start : start + size] if key.endswith("_train") else value for key, value in arrays.items()}
+        start += size
+        pieces.append((f"shard-{s:03d}-of-{shards:03d}", shard))
+    return pieces
 
 
 def split_data_folder(folder: str | os.PathLike[str], parts: int, out_dir: str | os.PathLike[str]) -> list[PartInfo]:
@@ -415,7 +373,7 @@ def split_data_folder(folder: str | os.PathLike[str], parts: int, out_dir: str |
     The parts allow the image roots the folder recorded (metadata.json ``roots``), as its
     dataset does; an npz folder is refused, since arrays are cut by shard_data_folders instead.
     """
-    info = read_info(folder)
+    info = read_data_info(folder)
     if info.format != "dtd":
         raise DatasetError(
             f"holds a {info.format} dataset, not a DTD one: only a DTD dataset is split into part files",
@@ -429,19 +387,15 @@ def split_data_folder(folder: str | os.PathLike[str], parts: int, out_dir: str |
 def shard_data_folders(folder: str | os.PathLike[str], shards: int, out_dir: str | os.PathLike[str]) -> list[str]:
     """Like shard_arrays, but each shard is a loaded-data folder ``shard-000-of-004/`` of its own.
 
-    So a trainer takes a shard exactly as it takes any data folder. Returns the folder names.
+    So a trainer takes a shard exactly as it takes any data folder. ``out_dir`` (absent or empty)
+    is written all at once (distml.staging.staged_folder). Returns the folder names.
     """
-    info = read_info(folder)
-    out = Path(out_dir)
-    files = shard_arrays(folder, shards, out)
-    names = []
-    for path in files:
-        shard_dir = out / path.stem
-        shard_dir.mkdir(exist_ok=True)
-        os.replace(path, shard_dir / ARRAYS_FILE)
-        with np.load(shard_dir / ARRAYS_FILE) as data:
-            counts = {"train": len(data["x_train"]), "test": len(data["x_test"])}
-        shard_info = ArtifactInfo(**{**asdict(info), "name": f"{info.name}-{path.stem}", "counts": counts})
-        (shard_dir / METADATA_FILE).write_text(json.dumps(asdict(shard_info), indent=2) + "\n", encoding="utf-8")
-        names.append(path.stem)
-    return names
+    info = read_data_info(folder)
+    pieces = _shards(load_arrays(folder), shards)
+    with staged_folder(out_dir, what="shards folder") as staging:
+        for name, shard in pieces:
+            (staging / name).mkdir()
+            np.savez(staging / name / ARRAYS_FILE, **shard)
+            counts = {"train": len(shard["x_train"]), "test": len(shard["x_test"])}
+            write_data_info(staging / name, replace(info, name=f"{info.name}-{name}", counts=counts))
+    return [name for name, _ in pieces]

@@ -25,31 +25,22 @@ Within a part, images are ordered split by split, each in the order the split li
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import shutil
-import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 from distml.data.dtd import Dataset, dumps_dataset_and_scan
-from distml.data.trust import MANIFEST_FILE, check_locations, entry_inside, read_json, recorded_roots
+from distml.data.trust import check_locations, recorded_roots
 from distml.errors import DatasetError
-from distml.staging import exclusive_writer
-
-#: The file listing the parts of a split, beside them (also a KFP ParallelFor input).
-MANIFEST = MANIFEST_FILE
-
-
-@dataclass(frozen=True)
-class PartInfo:
-    """What a written part holds: its file and how many images of each split."""
-
-    index: int
-    file: str
-    images: int
-    splits: dict[str, int]
+from distml.folders import (
+    MANIFEST_FILE,
+    PARTS_MANIFEST,
+    PartInfo,
+    PartsManifest,
+    read_parts_manifest,
+    write_parts_manifest,
+)
+from distml.staging import exclusive_writer, staged_files
 
 
 def part_sizes(total: int, parts: int) -> list[int]:
@@ -178,9 +169,7 @@ def write_parts(
         roots += [os.path.abspath(r) for r in allow_roots]
         if dataset.source is not None:
             roots += [r for r in recorded_roots(dataset.source) if r not in roots]
-        out.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".split-", dir=out))
-        try:
+        with staged_files(out, last=MANIFEST_FILE) as staging:
             infos = []
             all_plain = True
             for p, (part, filename) in enumerate(zip(parts, filenames, strict=True)):
@@ -191,41 +180,30 @@ def write_parts(
                 infos.append(PartInfo(p, filename, len(part.images), part.split_sizes()))
             if not all_plain:  # some path is absolute, a URL or holds `..`: check them all, by name
                 check_locations(dataset, allow_roots=allow_roots)
-            manifest = {
-                "dataset": dataset.name,
-                "parts": [info.__dict__ for info in infos],
-                # The folders the parts' locations were checked against, for the readers (trust.py).
-                "roots": roots,
-            }
-            (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+            # The roots: the folders the parts' locations were checked against, for the readers (trust.py).
+            write_parts_manifest(staging, PartsManifest(dataset=dataset.name, parts=infos, roots=roots))
             for path in previous - {out / name for name in filenames}:
                 path.unlink(missing_ok=True)
-            for info in infos:
-                os.replace(staging / info.file, out / info.file)
-            os.replace(staging / MANIFEST, out / MANIFEST)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
     return infos
 
 
 def _previous_parts(out: Path, name: str) -> set[Path]:
     """The part files an earlier split of dataset ``name`` wrote here (its parts.json), if any."""
-    if not (out / MANIFEST).is_file():
+    if not PARTS_MANIFEST.exists(out):
         return set()
-    content = read_json(out / MANIFEST)
-    owner = content.get("dataset") if isinstance(content, dict) else None
-    if owner != name:
+    manifest = read_parts_manifest(out)
+    if manifest.dataset != name:
         raise DatasetError(
-            f"holds the parts of another dataset ({owner!r}, see {MANIFEST})",
+            f"holds the parts of another dataset ({manifest.dataset!r}, see {MANIFEST_FILE})",
             where=str(out),
             hint="Split into another folder, or remove those parts first (cleanup_parts).",
         )
-    return {out / info.file for info in read_manifest(out)}
+    return {out / info.file for info in manifest.parts}
 
 
 def _refuse_foreign_targets(dataset: Dataset, out: Path, filenames: list[str], previous: set[Path]) -> None:
     """Replace only what an earlier split wrote, and never the input file."""
-    targets = {out / name for name in filenames} | previous | {out / MANIFEST}
+    targets = {out / name for name in filenames} | previous | {out / MANIFEST_FILE}
     if dataset.source is not None and dataset.source.exists():
         source = dataset.source.resolve()
         if any(target.exists() and target.resolve() == source for target in targets):
@@ -242,26 +220,3 @@ def _refuse_foreign_targets(dataset: Dataset, out: Path, filenames: list[str], p
                 where=str(out),
                 hint="Split into another folder, or move that file away.",
             )
-
-
-def read_manifest(parts_dir: str | os.PathLike[str]) -> list[PartInfo]:
-    """The parts written by write_parts, in order; entries that leave the folder are refused."""
-    folder = Path(parts_dir)
-    path = folder / MANIFEST
-    if not path.is_file():
-        raise DatasetError(
-            "no parts.json here", where=str(parts_dir), hint="Split a dataset into it with `distml data split`."
-        )
-    content = read_json(path)
-    entries = content.get("parts") if isinstance(content, dict) else None
-    if not isinstance(entries, list):
-        raise DatasetError("`parts` must be a list of parts", where=str(path))
-    infos = []
-    for k, entry in enumerate(entries):
-        try:
-            info = PartInfo(**entry)
-        except TypeError as err:
-            raise DatasetError(f"parts[{k}] is not a part entry", where=str(path)) from err
-        entry_inside(folder, info.file, where=f"{path}: parts[{k}].file")
-        infos.append(info)
-    return infos

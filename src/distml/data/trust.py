@@ -19,7 +19,6 @@ entries must stay inside their folder. ``data load`` never reads them from its s
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 from collections.abc import Iterable
@@ -27,9 +26,8 @@ from pathlib import Path
 
 from distml.data.dtd import Dataset, is_url
 from distml.errors import DatasetError
+from distml.folders import DATA_METADATA, PARTS_MANIFEST, checked_roots, is_inside
 
-MANIFEST_FILE = "parts.json"
-METADATA_FILE = "metadata.json"
 _ALLOW_HINT = (
     "Move the file into the dataset's folder, or allow its root with --allow-root DIR (load_data: allowed_roots)"
 )
@@ -73,7 +71,7 @@ def check_locations(
             if not read and not location.startswith("/") and ".." not in location:
                 continue
             joined = os.path.join(root, location)
-            if not _inside(os.path.normpath(joined), roots):
+            if not is_inside(os.path.normpath(joined), roots):
                 raise DatasetError(
                     f"{name}: outside the dataset's folder {root} and every allowed root",
                     where=where,
@@ -82,7 +80,7 @@ def check_locations(
             if not read:
                 continue
             real = os.path.realpath(joined)
-            if not _inside(real, real_roots):
+            if not is_inside(real, real_roots):
                 raise DatasetError(
                     f"{name}: a symbolic link to {real}, outside the dataset's folder and every allowed root",
                     where=where,
@@ -110,10 +108,6 @@ def check_locations(
         )
 
 
-def _inside(path: str, roots: list[str]) -> bool:
-    return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
-
-
 def _kind(mode: int) -> str:
     for test, kind in (
         (stat.S_ISDIR, "a directory"),
@@ -131,53 +125,17 @@ def recorded_roots(dataset_file: str | os.PathLike[str]) -> list[str]:
     """Roots distml recorded beside a dataset file: metadata.json ``roots``, parts.json ``roots``.
 
     parts.json counts only for the part files it lists. Relative roots are relative to the folder.
+    Other keys of the two files are not read here, so a foreign file of that name only needs to be JSON.
     """
     path = Path(dataset_file)
     folder = path.parent
     roots: list[str] = []
-    metadata = folder / METADATA_FILE
-    if metadata.is_file():
-        roots += _roots_of(read_json(metadata), metadata, folder)
-    manifest = folder / MANIFEST_FILE
-    if manifest.is_file():
-        content = read_json(manifest)
-        parts = content.get("parts") if isinstance(content, dict) else None
+    if DATA_METADATA.exists(folder):
+        roots += checked_roots(DATA_METADATA.read(folder), DATA_METADATA, folder)
+    if PARTS_MANIFEST.exists(folder):
+        content = PARTS_MANIFEST.read(folder)
+        parts = content.get("parts")
         listed = {entry.get("file") for entry in parts if isinstance(entry, dict)} if isinstance(parts, list) else set()
         if path.name in listed:
-            roots += _roots_of(content, manifest, folder)
-    return roots
-
-
-def _roots_of(content: object, path: Path, folder: Path) -> list[str]:
-    roots = content.get("roots", []) if isinstance(content, dict) else []
-    if not isinstance(roots, list) or not all(isinstance(r, str) and r for r in roots):
-        raise DatasetError("`roots` must be a list of folder paths", where=str(path))
-    return [os.path.abspath(os.path.join(folder, r)) for r in roots]
-
-
-def read_json(path: Path) -> object:
-    """A JSON file distml wrote, or a DatasetError naming it."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise DatasetError(f"cannot read it as JSON ({err.__class__.__name__})", where=str(path)) from err
-
-
-def entry_inside(folder: str | os.PathLike[str], entry: object, *, where: str) -> Path:
-    """``folder / entry`` for a file entry of metadata.json or parts.json, refused if it leaves the folder."""
-    base = Path(folder)
-    if not isinstance(entry, str) or not entry or os.path.isabs(entry):
-        raise DatasetError(
-            f"file entry {entry!r} is not a path inside the folder",
-            where=where,
-            hint="Entries name files beside the manifest; this folder was not written by distml or was altered.",
-        )
-    target = base / entry
-    real_base = os.path.realpath(base)
-    if not _inside(os.path.realpath(target), [real_base]) or os.path.realpath(target) == real_base:
-        raise DatasetError(
-            f"file entry {entry!r} points outside its folder",
-            where=where,
-            hint="Entries name files beside the manifest; this folder was not written by distml or was altered.",
-        )
-    return target
+            roots += checked_roots(content, PARTS_MANIFEST, folder)
+    return [os.path.abspath(os.path.join(folder, root)) for root in roots]

@@ -9,7 +9,8 @@ from distml.lazy_exports import lazy_exports
 __all__, __getattr__, __dir__ = lazy_exports(
     __name__,
     {
-        "distml.inference.shard": ("run_inference", "read_shard_metrics"),
+        "distml.inference.shard": ("run_inference",),
+        "distml.folders": ("read_shard_metrics", "read_gathered_metrics"),  # the shard and gathered folder contracts
         "distml.inference.gather": ("gather_shards",),
         "distml.inference.backends": ("BACKEND_NAMES", "create_backend"),
         "distml.inference.backend_api": ("Backend", "select_images"),

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from distml.data.split import MANIFEST, read_manifest
+from distml.folders import MANIFEST_FILE, PARTS_MANIFEST, read_parts_manifest
 
 #: Artifact URI schemes whose files a task sees only as downloaded copies.
 OBJECT_STORE_SCHEMES = ("minio://", "s3://", "gs://")
@@ -47,16 +47,16 @@ def remove_parts(parts_dir: str | os.PathLike[str]) -> list[Path]:
     cleaned, or the split never ran) is left alone.
     """
     folder = Path(parts_dir)
-    if not (folder / MANIFEST).is_file():
+    if not PARTS_MANIFEST.exists(folder):
         return []
     removed = []
-    for info in read_manifest(folder):
+    for info in read_parts_manifest(folder).parts:
         path = folder / info.file
         if path.is_file():
             path.unlink()
             removed.append(path)
-    (folder / MANIFEST).unlink()
-    removed.append(folder / MANIFEST)
+    PARTS_MANIFEST.path(folder).unlink()
+    removed.append(PARTS_MANIFEST.path(folder))
     if not any(folder.iterdir()):
         folder.rmdir()
     return removed
@@ -66,8 +66,8 @@ def cleanup_parts_step(parts_dir: str, parts_uri: str) -> CleanupReport:
     """The cleanup_parts component's body: remove the parts where they are stored, else report them as left."""
     if parts_uri.startswith(OBJECT_STORE_SCHEMES):
         folder = Path(parts_dir)
-        listed = [info.file for info in read_manifest(folder)] if (folder / MANIFEST).is_file() else []
-        report = CleanupReport(left=[*listed, MANIFEST] if listed else [], where=parts_uri)
+        listed = [info.file for info in read_parts_manifest(folder).parts] if PARTS_MANIFEST.exists(folder) else []
+        report = CleanupReport(left=[*listed, MANIFEST_FILE] if listed else [], where=parts_uri)
     else:
         report = CleanupReport(removed=remove_parts(parts_dir), where=parts_uri or parts_dir)
     print(report.summary())

@@ -17,11 +17,11 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from distml.errors import DistmlError
+from distml.staging import staged_file
 from distml.tfkeras import LEGACY_KERAS_ENV
 
 #: ONNX opset written when none is asked for: supported by onnxruntime >= 1.14 and EDDL's importer.
@@ -49,22 +49,14 @@ def saved_model_to_onnx(
             hint="Give a SavedModel folder, e.g. <model folder>/model/1.",
         )
     target = Path(onnx_path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    arguments = ["--saved-model", str(source), "--output", str(tmp), "--opset", str(opset or DEFAULT_OPSET)]
-    if inputs_as_nchw:
-        arguments += ["--inputs-as-nchw", _saved_model_input_names(source)]
-    try:
+    with staged_file(target) as scratch:
+        arguments = ["--saved-model", str(source), "--output", str(scratch), "--opset", str(opset or DEFAULT_OPSET)]
+        if inputs_as_nchw:
+            arguments += ["--inputs-as-nchw", _saved_model_input_names(source)]
         returncode, stderr = (converter or OnnxConverter()).run(arguments)
-        if returncode != 0 or tmp.stat().st_size == 0:
+        if returncode != 0 or scratch.stat().st_size == 0:
             tail = " | ".join(stderr.strip().splitlines()[-3:])
             raise DistmlError(f"ONNX conversion failed: {tail}", where=str(source))
-        tmp.chmod(0o644)  # mkstemp's 0600 would hide the model from a serving container's user
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
     return target
 
 
@@ -138,19 +130,14 @@ def keras_to_onnx(
     shape = (None, *model.inputs[0].shape[1:])
     signature = (tf.TensorSpec(shape, tf.float32, name=name),)
     target = Path(onnx_path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    try:
+    with staged_file(target) as scratch:
         tf2onnx.convert.from_keras(
             model,
             input_signature=signature,
             opset=opset or DEFAULT_OPSET,
             inputs_as_nchw=[name] if inputs_as_nchw else None,
-            output_path=str(tmp),
+            output_path=str(scratch),
         )
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
     return target
 
 

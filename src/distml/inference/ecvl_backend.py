@@ -15,7 +15,6 @@ without them ``unavailable_reason`` says so and the backend is skipped.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -26,6 +25,7 @@ from types import ModuleType
 import numpy as np
 
 from distml.errors import DistmlError
+from distml.folders import EDDL_REFUSED_KEY, MODEL_INFO
 from distml.inference.backend_api import (
     NCHW,
     ONNX_FILE,
@@ -39,7 +39,7 @@ from distml.inference.backend_api import (
     segmentation_output,
 )
 from distml.inference.metrics import SEGMENTATION
-from distml.training.model_folder import EDDL_ONNX_FILE, EDDL_REFUSED_KEY, MODEL_INFO_FILE
+from distml.training.model_folder import EDDL_ONNX_FILE
 
 
 def deephealth_modules() -> tuple[ModuleType, ModuleType]:
@@ -126,10 +126,7 @@ class EcvlBackend(Backend):
         candidate = folder / EDDL_ONNX_FILE
         if candidate.is_file():
             return candidate
-        refused = None
-        info_file = folder / MODEL_INFO_FILE
-        if info_file.is_file():
-            refused = json.loads(info_file.read_text(encoding="utf-8")).get(EDDL_REFUSED_KEY)
+        refused = MODEL_INFO.read(folder).get(EDDL_REFUSED_KEY) if MODEL_INFO.exists(folder) else None
         raise DistmlError(
             f"model folder has no {EDDL_ONNX_FILE}" + (f": {refused}" if refused else ""),
             where=str(folder),

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from distml.errors import DistmlError
+from distml.staging import staged_file
 
 #: Opset written into the file: EDDL ignores it; 13 is the first with Softmax over one axis.
 EDDL_OPSET = 13
@@ -131,13 +132,8 @@ def keras_to_eddl_onnx(model: Any, onnx_path: str | os.PathLike[str]) -> Path:
     )
     onnx.checker.check_model(onnx_model)
     target = Path(onnx_path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    try:
-        onnx.save(onnx_model, str(tmp))
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with staged_file(target) as scratch:
+        onnx.save(onnx_model, str(scratch))
     return target
 
 

@@ -7,18 +7,18 @@ A folder without ``metrics.json`` (a failed or missing shard) is refused, by nam
 
 from __future__ import annotations
 
-import json
 import os
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from distml.errors import DistmlError
+from distml.folders import METRICS_FILE, REPORT_FILE, is_gathered_folder, read_shard_metrics, write_gathered_metrics
 from distml.inference.metrics import CLASSIFICATION, SEGMENTATION, combine
 from distml.inference.report import write_report
-from distml.inference.shard import METRICS_FILE, read_shard_metrics
-from distml.staging import staged_folder
+from distml.staging import staged_file, staged_folder
 
-REPORT_FILE = "report.html"
 #: What each task's shard must hold for combining (besides ``images``).
 REQUIRED_KEYS = {SEGMENTATION: ("iou_sum",), CLASSIFICATION: ("classes", "confusion_matrix")}
 
@@ -49,7 +49,7 @@ def gather_shards(
         )
     gathered["split"] = shards[0].get("split")
     gathered["seconds_max"] = max(float(s.get("seconds", 0.0)) for s in shards)
-    headline = "miou" if gathered["task"] == SEGMENTATION else "accuracy"
+    headline = headline_metric(gathered["task"])
     gathered["shards"] = [
         {
             "folder": str(folder),
@@ -64,24 +64,47 @@ def gather_shards(
     ]
     out = Path(out_dir)
     _refuse_out_among_shards(out, folders)
-    with staged_folder(out, what="gather output folder", replaceable=is_gather_output) as staging:
+    with staged_folder(out, what="gather output folder", replaceable=is_gathered_folder) as staging:
         write_report(gathered, folders, staging / REPORT_FILE, images=report_images)
-        (staging / METRICS_FILE).write_text(json.dumps(gathered, indent=2) + "\n", encoding="utf-8")
+        write_gathered_metrics(staging, gathered)
     return gathered
 
 
-def is_gather_output(folder: Path) -> bool:
-    """An earlier gather's result: only metrics.json and report.html, the metrics listing its shards.
+def headline_metric(task: str) -> str:
+    """The one number that sums up a gathered split: mean IoU for segmentation, accuracy for classification."""
+    return "miou" if task == SEGMENTATION else "accuracy"
 
-    A shard folder (metrics.json without ``shards``) is never taken for one, so it is never replaced.
+
+@dataclass(frozen=True)
+class GatherResult:
+    """What the gather_metrics component shows in KFP's UI and returns."""
+
+    metric: str  # headline_metric of the task
+    value: float
+    images: int
+    shards: int
+
+    def ui_metrics(self) -> dict[str, float]:
+        return {self.metric: self.value, "images": self.images, "shards": self.shards}
+
+
+def gather_step(
+    shard_dirs: list[str],
+    summary_dir: str,
+    report_file: str,
+    *,
+    report_images: int,
+) -> GatherResult:
+    """The gather_metrics component's body: gather into ``summary_dir``, its report also to ``report_file``.
+
+    KFP shows an HTML output artifact (``report_file``) in its UI, not a file inside a Dataset folder,
+    so the report is written to both.
     """
-    if not set(os.listdir(folder)) <= {METRICS_FILE, REPORT_FILE}:
-        return False
-    try:
-        metrics = json.loads((folder / METRICS_FILE).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        return False
-    return isinstance(metrics, dict) and isinstance(metrics.get("shards"), list)
+    gathered = gather_shards(shard_dirs, summary_dir, report_images=report_images)
+    with staged_file(report_file) as scratch:
+        shutil.copyfile(Path(summary_dir) / REPORT_FILE, scratch)
+    metric = headline_metric(gathered["task"])
+    return GatherResult(metric, float(gathered[metric]), int(gathered["images"]), len(shard_dirs))
 
 
 def _refuse_out_among_shards(out: Path, folders: list[Path]) -> None:

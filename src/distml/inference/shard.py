@@ -13,7 +13,6 @@ predicted contour in red on the image).
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -25,12 +24,12 @@ from PIL import Image as PILImage
 
 from distml.data.trust import check_locations
 from distml.errors import DistmlError
+from distml.folders import write_shard_metrics
 from distml.inference.backend_api import Backend, Batch, select_images
 from distml.inference.backends import create_backend
 from distml.inference.metrics import SEGMENTATION, THRESHOLD, ClassificationMetrics, SegmentationMetrics
 from distml.staging import staged_folder
 
-METRICS_FILE = "metrics.json"
 #: Progress of a shard, called after each batch: (batch number, number of batches, batch metrics, seconds since start).
 BatchProgress = Callable[[int, int, dict[str, Any], float], None]
 
@@ -100,7 +99,7 @@ def run_inference(
             "batches": batches,
             "per_image": per_image,
         }
-        (staging / METRICS_FILE).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        write_shard_metrics(staging, result)
     return result
 
 
@@ -199,40 +198,3 @@ def contour_overlay(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     overlay = image.copy()
     overlay[border] = (255, 0, 0)
     return overlay
-
-
-def read_shard_metrics(folder: str | os.PathLike[str]) -> dict[str, Any]:
-    """The metrics.json of a shard folder, or a DistmlError naming the folder."""
-    path = Path(folder) / METRICS_FILE
-    try:
-        metrics = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DistmlError(
-            f"no {METRICS_FILE}: not a finished shard (it failed or did not run)",
-            where=str(folder),
-            hint="Re-run the inference of this part, or leave the folder out.",
-        ) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DistmlError(f"{METRICS_FILE} is not valid JSON ({err})", where=str(path)) from err
-    _check_counts(metrics, str(path))
-    return metrics
-
-
-def _check_counts(metrics: Any, where: str) -> None:
-    """What gathering adds up: a JSON object whose counts are non-negative whole numbers, sums finite."""
-    hint = "Re-run the inference of this part: this file was not written by `distml infer`."
-    if not isinstance(metrics, dict):
-        raise DistmlError(f"must be a JSON object, not {type(metrics).__name__}", where=where, hint=hint)
-    for key in ("images", "correct"):
-        value = metrics.get(key, 0)
-        if type(value) is not int or value < 0:
-            raise DistmlError(f"{key} is {value!r}, not a count", where=f"{where}: {key}", hint=hint)
-    iou_sum = metrics.get("iou_sum", 0.0)
-    is_number = isinstance(iou_sum, int | float) and not isinstance(iou_sum, bool)
-    if not is_number or not 0 <= iou_sum <= metrics.get("images", 0):  # NaN fails the comparison too
-        raise DistmlError(f"iou_sum is {iou_sum!r}, not 0 to images", where=f"{where}: iou_sum", hint=hint)
-    matrix = metrics.get("confusion_matrix", [])
-    if not isinstance(matrix, list) or not all(
-        isinstance(row, list) and all(type(n) is int and n >= 0 for n in row) for row in matrix
-    ):
-        raise DistmlError("confusion_matrix must be rows of counts", where=f"{where}: confusion_matrix", hint=hint)

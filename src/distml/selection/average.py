@@ -8,7 +8,6 @@ layer that differs is named in the error.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Sequence
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from distml.errors import DistmlError
+from distml.folders import read_model_metrics
 from distml.inference.metrics import binary_iou
 
 log = logging.getLogger(__name__)
@@ -110,10 +110,11 @@ def average_models(
     average = models[0]
     average.set_weights(average_weights([model.get_weights() for model in models]))
 
+    sources = [read_model_metrics(path) for path in paths]
     metrics: dict[str, Any] = {
         "averaged_from": labels,
-        "workers": sum(int(_source_metrics(path).get("workers", 1)) for path in paths),
-        "global_batch_size": _source_metrics(paths[0]).get("global_batch_size"),
+        "workers": sum(int(source.get("workers", 1)) for source in sources),
+        "global_batch_size": sources[0].get("global_batch_size"),
         "epochs": [],
     }
     if data is not None:
@@ -135,6 +136,17 @@ def average_models(
     )
 
 
+def evaluated_metrics(folder: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ``test_*`` metrics of a Model folder's metrics.json: what evaluating it measured."""
+    return {key: value for key, value in read_model_metrics(folder).items() if key.startswith("test_")}
+
+
+def average_models_step(model_dirs: list[str], averaged_dir: str, data_dir: str) -> dict[str, Any]:
+    """The average_models component's body: average, evaluate on ``data_dir``; return the average's test metrics."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    return evaluated_metrics(average_models(model_dirs, averaged_dir, data=data_dir))
+
+
 def _check_same_info(infos: Sequence[dict[str, Any]], names: Sequence[str]) -> None:
     for key in ("architecture", "task", "input_shape", "classes"):
         for info, name in zip(infos[1:], names[1:], strict=True):
@@ -144,11 +156,6 @@ def _check_same_info(infos: Sequence[dict[str, Any]], names: Sequence[str]) -> N
                     where=name,
                     hint="Only models of the same architecture and shapes can be averaged.",
                 )
-
-
-def _source_metrics(folder: Path) -> dict[str, Any]:
-    path = folder / "metrics.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
 
 def _shapes(shapes: list[tuple[int, ...]]) -> str:

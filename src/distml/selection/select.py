@@ -8,7 +8,6 @@ never chosen while another model has a number.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
@@ -18,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from distml.errors import DistmlError
+from distml.folders import MODEL_METRICS, read_model_metrics
 from distml.staging import staged_folder
 from distml.training.model_folder import KERAS_FILE, ONNX_FILE
 
-METRICS_FILE = "metrics.json"
 DEFAULT_METRIC = "test_accuracy"
 
 
@@ -67,8 +66,8 @@ def select_model(
     labels = names if names is not None else display_names(paths)
     candidates = []
     for i, path in enumerate(paths):
-        metrics = _read(path)
-        value = _metric_value(metrics, metric, where=str(path / METRICS_FILE))
+        metrics = read_model_metrics(path)
+        value = _metric_value(metrics, metric, where=str(MODEL_METRICS.path(path)))
         candidates.append(Candidate(position=i, name=labels[i], folder=path, value=value, metrics=metrics))
     if all(math.isnan(c.value) for c in candidates):
         raise DistmlError(f"every model has {metric} = NaN", hint="Training diverged; there is nothing to select.")
@@ -135,21 +134,6 @@ def _rank_key(candidate: Candidate, lowest: bool) -> tuple[bool, float, int]:
         return (True, 0.0, candidate.position)
     value = candidate.value if lowest else -candidate.value
     return (False, value, candidate.position)
-
-
-def _read(folder: Path) -> dict[str, Any]:
-    path = folder / METRICS_FILE
-    try:
-        metrics = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DistmlError(
-            f"no {METRICS_FILE}", where=str(folder), hint="Give Model folders written by training."
-        ) from None
-    except json.JSONDecodeError as err:
-        raise DistmlError(f"not valid JSON: {err}", where=str(path)) from err
-    if not isinstance(metrics, dict):
-        raise DistmlError("must hold a JSON object", where=str(path))
-    return metrics
 
 
 def _metric_value(metrics: dict[str, Any], metric: str, *, where: str) -> float:

@@ -37,8 +37,9 @@ from typing import Any
 import numpy as np
 
 from distml.errors import DistmlError
+from distml.folders import read_model_info
 from distml.ports import free_ports
-from distml.training.model_folder import KERAS_FILE, ONNX_FILE, read_model_info, triton_model_name
+from distml.training.model_folder import KERAS_FILE, ONNX_FILE, triton_model_name
 
 #: Largest batch one request may carry (bounds the server's memory per request).
 MAX_INSTANCES = 4096

@@ -15,6 +15,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "distml.training.kubernetes": ("KubernetesLauncher", "ClusterOptions", "pod_template"),
         "distml.training.worker": ("WorkerConfig",),
         "distml.training.spec": ("TrainingSpec", "PvcMount", "RunPolicy"),
-        "distml.training.model_folder": ("load_model_folder", "read_model_info"),
+        "distml.training.model_folder": ("load_model_folder",),
+        "distml.folders": ("read_model_info", "read_model_metrics"),  # the Model folder contract
     },
 )

@@ -16,8 +16,9 @@ from PIL import Image as PILImage
 
 from distml.data.dtd import Dataset, read_dataset
 from distml.data.image_files import open_image
-from distml.data.sources import load_arrays, read_info
+from distml.data.sources import load_arrays
 from distml.errors import DistmlError
+from distml.folders import read_data_info
 
 
 @dataclass
@@ -47,7 +48,7 @@ def load_training_data(
     with_test: bool = True,
 ) -> TrainingData:
     """Read a loaded-data folder for one worker; ``image_size`` resizes DTD images (and masks)."""
-    info = read_info(folder)
+    info = read_data_info(folder)
     if info.format == "npz":
         arrays = load_arrays(folder)
         x_train = _as_images(arrays["x_train"], str(folder))

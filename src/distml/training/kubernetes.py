@@ -35,10 +35,10 @@ from typing import Any
 
 from distml import kube
 from distml.errors import DistmlError
+from distml.folders import MODEL_METRICS, read_model_metrics
 from distml.staging import staged_folder
 from distml.training.cancel import sigterm_cancels
 from distml.training.launchers import DryRun, Launcher
-from distml.training.model_folder import METRICS_FILE
 from distml.training.spec import PvcMount, TrainingSpec, worker_command
 from distml.training.tfjob import (
     CONTAINER_NAME,
@@ -606,7 +606,7 @@ class KubernetesLauncher(Launcher):
         name, config, job_config, pvc = request.name, request.config, request.job_config, self.cluster.pvc
         if not pvc:
             self._launch(request)
-            return json.loads((config.out / METRICS_FILE).read_text(encoding="utf-8"))
+            return read_model_metrics(config.out)
         report = self.progress or (lambda line: None)
         if not Path(pvc.mount_path).is_dir():
             raise DistmlError(
@@ -617,7 +617,7 @@ class KubernetesLauncher(Launcher):
         _check_output_folder(config.out)  # now, not after hours of training
         job_root = Path(job_config.out).parent
         try:
-            if (job_config.out / METRICS_FILE).exists():
+            if MODEL_METRICS.exists(job_config.out):
                 report(f"tfjob {name}: an earlier attempt of this run exported the model already; copying it")
             else:
                 _stage_copy(Path(config.data), Path(job_config.data))
@@ -625,7 +625,7 @@ class KubernetesLauncher(Launcher):
             with staged_folder(config.out, what="model folder") as staging:
                 shutil.copytree(job_config.out, staging, dirs_exist_ok=True)
         except BaseException:
-            if self.cluster.run_key and (job_config.out / METRICS_FILE).exists():  # trained: a retry copies
+            if self.cluster.run_key and MODEL_METRICS.exists(job_config.out):  # trained: a retry copies
                 report(f"tfjob {name}: the model stays on the volume at {job_config.out} for a retry of this run")
                 for scratch in job_root.iterdir():  # the data, the backup, any staging folder
                     if scratch != job_config.out:
@@ -634,7 +634,7 @@ class KubernetesLauncher(Launcher):
                 shutil.rmtree(job_root, ignore_errors=True)
             raise
         shutil.rmtree(job_root, ignore_errors=True)
-        return json.loads((config.out / METRICS_FILE).read_text(encoding="utf-8"))
+        return read_model_metrics(config.out)
 
     def _launch(self, request: TFJobRequest) -> None:
         """Create the requested TFJob and see it through (TFJobLauncher builds the same manifest from the spec)."""

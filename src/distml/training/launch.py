@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from distml.errors import DistmlError
+from distml.folders import DATA_METADATA
 from distml.parameters import MAX_TIMEOUT_SECONDS, check_dns_label, check_int, check_training
 from distml.tolerations import tolerations_from_dicts
 from distml.training.launchers import LineProgress, create_launcher
@@ -27,7 +28,7 @@ def prepare_data(source: str, work_dir: str | os.PathLike[str]) -> Path:
     """A loaded-data folder for ``source``: the folder itself, or ``source`` loaded into ``work_dir``."""
     path = Path(source)
     if path.is_dir():
-        if not (path / "metadata.json").exists():
+        if not DATA_METADATA.exists(path):
             raise DistmlError(
                 "not a loaded-data folder (no metadata.json)",
                 where=source,

@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from distml.errors import DistmlError
+from distml.folders import read_model_metrics
 from distml.ports import free_ports
 from distml.training.cancel import CANCEL_ENV, sigterm_cancels
 from distml.training.launchers import DryRun, Launcher
-from distml.training.model_folder import METRICS_FILE
 from distml.training.worker import WorkerConfig, worker_args
 
 #: Module every worker process runs, in both launchers.
@@ -293,7 +293,7 @@ class LocalLauncher(Launcher):
             run_worker_processes(
                 request.processes, log_dir=self.log_dir or scratch, progress=self.progress, timeout=self.timeout
             )
-        return json.loads((request.config.out / METRICS_FILE).read_text(encoding="utf-8"))
+        return read_model_metrics(request.config.out)
 
 
 LAUNCHER = LocalLauncher

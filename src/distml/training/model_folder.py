@@ -12,6 +12,8 @@ Layout (the KFP Model artifact is this folder)::
     metrics.json        training metrics (workers, global_batch_size, epochs, test_*)
     model.json          {"architecture", "task", "input_shape", "classes", "framework"}
 
+(model.json and metrics.json are read and written by distml.folders, the folder contracts.)
+
 Model folders come from artifact stores that others write to, so reading one never runs code
 stored in it: ``load_model_folder`` rebuilds the architecture that model.json names from our
 own definitions (``distml.training.models``) and reads only the weights out of model.keras
@@ -24,8 +26,6 @@ so a failed export never leaves a folder that looks complete.
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import shutil
 import zipfile
@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from distml.errors import DistmlError
+from distml.folders import EDDL_REFUSED_KEY, read_model_info, write_model_info, write_model_metrics
 from distml.staging import staged_folder
 from distml.tfkeras import use_tf_keras
 
@@ -44,11 +45,7 @@ KERAS_FILE = "model.keras"
 ONNX_FILE = "model.onnx"
 #: NCHW ONNX in the subset EDDL v1.1b imports (distml.inference.eddl_onnx), written beside model.onnx.
 EDDL_ONNX_FILE = "model-eddl.onnx"
-#: model.json key: why there is no model-eddl.onnx (what EDDL cannot import), or null when there is one.
-EDDL_REFUSED_KEY = "eddl_onnx_refused"
 TRITON_DIR = "triton"
-METRICS_FILE = "metrics.json"
-MODEL_INFO_FILE = "model.json"
 TRITON_CONFIG_FILE = "config.pbtxt"
 #: ONNX element types -> Triton's config data types (model_config.proto DataType).
 _TRITON_TYPES = {"FLOAT": "TYPE_FP32", "DOUBLE": "TYPE_FP64", "INT64": "TYPE_INT64", "INT32": "TYPE_INT32"}
@@ -92,8 +89,8 @@ def save_model_folder(
             _to_onnx(saved_model_path(staging), staging / ONNX_FILE, converter)
             write_triton_repository(staging, architecture)
             info[EDDL_REFUSED_KEY] = _to_eddl_onnx(model, staging / EDDL_ONNX_FILE)
-        _write_json(staging / MODEL_INFO_FILE, info)
-        _write_json(staging / METRICS_FILE, metrics)
+        write_model_info(staging, info)
+        write_model_metrics(staging, metrics)
     return out
 
 
@@ -152,56 +149,6 @@ def _config_block(kind: str, tensors: list[dict[str, Any]]) -> list[str]:
     return [f"{kind} [", ",\n".join(entries), "]"]
 
 
-#: Largest side and channel count model.json may declare: bounds what a forged file makes us allocate.
-MAX_INPUT_SIDE = 8192
-MAX_CLASSES = 100_000
-
-
-def read_model_info(folder: str | os.PathLike[str]) -> dict[str, Any]:
-    """A Model folder's model.json, checked field by field, or an error naming the folder and field."""
-    path = Path(folder)
-    file = path / MODEL_INFO_FILE
-    hint = "Use the output folder of training, selection or averaging (`distml train`, `select`, `average`)."
-    try:
-        info = json.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DistmlError(f"not a model folder (no {MODEL_INFO_FILE})", where=str(path), hint=hint) from None
-    except (OSError, UnicodeDecodeError, ValueError) as err:
-        raise DistmlError(f"cannot read {MODEL_INFO_FILE}: {err}", where=str(file), hint=hint) from None
-    _check_model_info(info, str(file))
-    return info
-
-
-def _check_model_info(info: Any, where: str) -> None:
-    """model.json names one of our architectures with a task, input shape and classes it can build."""
-    from distml.training.models import ARCHITECTURES, task_of
-
-    def refuse(field: str, what: str) -> DistmlError:
-        return DistmlError(what, where=f"{where}: {field}", hint="Re-export the model with distml.")
-
-    if not isinstance(info, dict):
-        raise refuse("(top level)", f"must be a JSON object, not {type(info).__name__}")
-    architecture = info.get("architecture")
-    if architecture not in ARCHITECTURES:
-        raise refuse("architecture", f"{architecture!r} is not one of {', '.join(ARCHITECTURES)}")
-    if info.get("task") != task_of(architecture):
-        raise refuse("task", f"{info.get('task')!r}; {architecture} is a {task_of(architecture)} model")
-    shape = info.get("input_shape")
-    if (
-        not isinstance(shape, list)
-        or len(shape) != 3
-        or not all(type(n) is int and 1 <= n <= MAX_INPUT_SIDE for n in shape)
-        or math.prod(shape) > MAX_INPUT_SIDE * MAX_INPUT_SIDE
-    ):
-        raise refuse("input_shape", f"{shape!r} is not [height, width, channels] of 1 to {MAX_INPUT_SIDE} each")
-    classes = info.get("classes")
-    fewest = 1 if info["task"] == "classification" else 0  # a segmenter's one mask channel has no class list
-    if not isinstance(classes, list) or not fewest <= len(classes) <= MAX_CLASSES:
-        raise refuse("classes", f"must be a list of {fewest} to {MAX_CLASSES} class names")
-    if not all(isinstance(name, str) for name in classes):
-        raise refuse("classes", "must hold strings only")
-
-
 def load_model_folder(folder: str | os.PathLike[str]) -> tuple[Any, dict[str, Any]]:
     """The tf-keras model of a Model folder and its model.json, built without running stored code.
 
@@ -235,10 +182,6 @@ def load_model_folder(folder: str | os.PathLike[str]) -> tuple[Any, dict[str, An
             hint="Use a Model folder written by distml, with its own model.json.",
         ) from None
     return model, info
-
-
-def _write_json(path: Path, value: dict[str, Any]) -> None:
-    path.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
 
 
 def _to_onnx(saved_model_dir: Path, onnx_path: Path, converter: Any = None) -> None:

@@ -33,6 +33,7 @@ from distml.errors import DistmlError
 from distml.inference.convert import OnnxConverter
 from distml.inference.metrics import THRESHOLD as IOU_THRESHOLD
 from distml.inference.metrics import binary_iou
+from distml.staging import write_text_atomic
 from distml.tfkeras import use_tf_keras
 from distml.training.inputs import TrainingData, load_training_data
 from distml.training.model_folder import save_model_folder
@@ -341,10 +342,7 @@ class _EpochHistory:
 
     def _save(self) -> None:
         if self.path:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            scratch = self.path.with_suffix(".tmp")
-            scratch.write_text(json.dumps(self.history), encoding="utf-8")
-            os.replace(scratch, self.path)
+            write_text_atomic(self.path, json.dumps(self.history))
 
 
 def worker_args(config: WorkerConfig) -> list[str]:

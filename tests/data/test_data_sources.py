@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from distml.data.dtd import check_files, read_dataset
-from distml.data.sources import KERAS_ORIGIN_ENV, load_arrays, load_data, read_info, shard_arrays
+from distml.data.sources import KERAS_ORIGIN_ENV, load_arrays, load_data, shard_arrays
 from distml.data.synth import synth_lesions
 from distml.errors import DatasetError
+from distml.folders import read_data_info
 
 
 def test_digits_become_keras_layout_arrays(tmp_path):
@@ -21,7 +22,8 @@ def test_digits_become_keras_layout_arrays(tmp_path):
     assert arrays["x_train"].shape[1:] == (8, 8, 1) and arrays["x_train"].dtype == np.float32
     assert len(arrays["x_train"]) + len(arrays["x_test"]) == 1797
     assert arrays["x_train"].min() >= 0.0 and arrays["x_train"].max() <= 1.0
-    assert read_info(tmp_path / "digits").counts == {"train": len(arrays["x_train"]), "test": len(arrays["x_test"])}
+    counts = {"train": len(arrays["x_train"]), "test": len(arrays["x_test"])}
+    assert read_data_info(tmp_path / "digits").counts == counts
 
 
 def test_dtd_source_copies_referenced_files_into_a_self_contained_folder(tmp_path):
@@ -110,7 +112,7 @@ def test_shard_folders_are_loaded_data_folders_of_their_own(tmp_path):
     load_data("sklearn:digits", tmp_path / "digits")
     names = shard_data_folders(tmp_path / "digits", 3, tmp_path / "shards")
     assert names == ["shard-000-of-003", "shard-001-of-003", "shard-002-of-003"]
-    infos = [read_info(tmp_path / "shards" / name) for name in names]
+    infos = [read_data_info(tmp_path / "shards" / name) for name in names]
     total = len(load_arrays(tmp_path / "digits")["x_train"])
     assert [info.counts["train"] for info in infos] == [total // 3, total // 3, total - 2 * (total // 3)]
     assert all(info.format == "npz" and info.name.endswith(name) for info, name in zip(infos, names, strict=True))

@@ -6,8 +6,8 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from kube_envtest import EXPECTED_RULES
 from kubernetes import client
-from test_manifests import EXPECTED_RULES
 
 from distml.errors import DistmlError
 from distml.serving.deploy import deploy_inference_service

@@ -8,7 +8,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SRC = REPO / "src"
 #: The packages that may import KFP: the components, the pipelines, the tooling that runs them, the CLI.
 KFP_LAYERS = ("distml.components", "distml.pipelines", "distml.runs", "distml.cli")

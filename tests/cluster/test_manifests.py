@@ -10,19 +10,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from kube_envtest import EXPECTED_RULES
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 MANIFESTS = REPO / "manifests"
-
-# (apiGroup, resource) -> verbs: the TFJob launcher (distml.training.kubernetes) and the deploy
-# step (distml.serving.deploy). A new API call there means a deliberate change here.
-EXPECTED_RULES = {
-    ("kubeflow.org", "tfjobs"): {"create", "get", "list", "watch", "delete", "patch"},
-    ("serving.kserve.io", "inferenceservices"): {"create", "get", "patch", "list", "watch"},
-    ("", "pods"): {"get", "list"},
-    ("", "pods/log"): {"get"},
-    ("", "events"): {"list"},
-}
 
 
 def load(name: str) -> list[dict]:

@@ -1,5 +1,5 @@
 """Deploying an InferenceService against a local HTTP test double of the Kubernetes API, for what the
-real API server of tests/test_deploy_envtest.py cannot give: an API without KServe (404 page) and a
+real API server of tests/cluster/test_deploy_envtest.py cannot give: an API without KServe (404 page) and a
 refusal by KServe's admission webhook (422). Also the merge patch itself, a pure function.
 """
 

@@ -16,7 +16,7 @@ from distml.kube import manifest as to_manifest
 from distml.training.spec import PvcMount, RunPolicy, Toleration, TrainingSpec
 from distml.training.tfjob import build_tfjob, job_name
 
-CRD = Path(__file__).resolve().parent / "crds" / "kubeflow.org_tfjobs.yaml"
+CRD = Path(__file__).resolve().parents[1] / "crds" / "kubeflow.org_tfjobs.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +132,7 @@ def test_cli_dry_run_prints_a_valid_tfjob_and_calls_no_api(schema):
 
 
 def test_cli_refuses_cluster_options_with_the_local_launcher():
-    # --dry-run is every launcher's now (tests/test_launcher_interface.py); the placement options are not.
+    # --dry-run is every launcher's now (tests/training/test_launcher_interface.py); the placement options are not.
     for option in (["--image", "reg/distml:1"], ["--pvc", "w:/mnt/w"], ["--toleration", "gpu:NoSchedule"]):
         args = ["train", "--model", "mlp", "--data", "sklearn:digits", "--out", "o", "--dry-run", *option]
         result = CliRunner().invoke(main, args)
@@ -159,7 +159,7 @@ def test_volume_names_are_dns_labels_for_any_claim_name():
 
 def test_the_docs_give_the_operators_cleanpodpolicy_default_and_ours():
     """Defect 12: v1.9 defaults cleanPodPolicy to None (tensorflow_defaults.go:52-53), not Running."""
-    text = (Path(__file__).resolve().parents[1] / "docs" / "training.md").read_text()
+    text = (Path(__file__).resolve().parents[2] / "docs" / "training.md").read_text()
     assert "for TFJobs in v1.9 is `None`" in text
     assert "the operator's own\n  default" not in text and "`Running`, the operator's own" not in text
     assert "Ours is `Running`" in text

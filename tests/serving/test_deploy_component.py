@@ -11,8 +11,8 @@ import yaml
 
 
 @pytest.mark.slow
-def test_average_then_deploy_locally(tmp_path, monkeypatch):
-    from kfp import dsl, local
+def test_average_then_deploy_locally(local_runner):
+    from kfp import dsl
 
     from distml.components.average_models import average_models
     from distml.components.deploy_kserve import deploy_kserve
@@ -46,10 +46,8 @@ def test_average_then_deploy_locally(tmp_path, monkeypatch):
         deployed = deploy_kserve(model=averaged.outputs["averaged"], name="digits", gpus=1, max_replicas=2)
         return deployed.outputs["status"]
 
-    monkeypatch.chdir(tmp_path)
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "outputs"))
     assert average_and_serve().output == "Ready"
-    outputs = tmp_path / "outputs"
+    outputs = local_runner
     metrics = json.loads(next(outputs.rglob("averaged/metrics.json")).read_text())
     assert 0.3 < metrics["test_accuracy"] <= 1.0 and metrics["averaged_from"] and metrics["workers"] == 2
     manifest = yaml.safe_load(next(p for p in outputs.rglob("manifest") if p.is_file()).read_text())

@@ -9,8 +9,8 @@ import pytest
 
 
 @pytest.mark.slow
-def test_components_run_on_the_kfp_local_runner(tmp_path, monkeypatch):
-    from kfp import dsl, local
+def test_components_run_on_the_kfp_local_runner(local_runner):
+    from kfp import dsl
 
     from distml.components.load_data import load_data as load_component
     from distml.components.split_dataset import split_dataset
@@ -35,10 +35,8 @@ def test_components_run_on_the_kfp_local_runner(tmp_path, monkeypatch):
             counted = count_images(parts=split.outputs["parts"], dataset=loaded.outputs["dataset"], part=part)
         return total(counts=dsl.Collected(counted.output)).output
 
-    monkeypatch.chdir(tmp_path)
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "outputs"))
     assert fan_out(num_parts=3).output == 11
-    manifests = list((tmp_path / "outputs").rglob("parts.json"))
+    manifests = list(local_runner.rglob("parts.json"))
     assert len(manifests) == 1
     assert [p["images"] for p in json.loads(manifests[0].read_text())["parts"]] == [3, 3, 5]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from test_inference_models import LESION_SIZE, digits_model_folder, lesion_model_folder
+from tiny_models import IOU_TOLERANCE, LESION_SIZE
 
 from distml.cli import main
 from distml.data.dtd import read_dataset
@@ -26,11 +26,11 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
+def models(tmp_path_factory, lesion_model, digits_model):
     """Both model folders, plus an NCHW-input ONNX export of the lesion model (EDDL's layout)."""
     root = tmp_path_factory.mktemp("models")
-    lesion, lesion_folder = lesion_model_folder(root)
-    digits, digits_folder = digits_model_folder(root)
+    lesion, lesion_folder = lesion_model
+    digits, digits_folder = digits_model
     nchw = keras_to_onnx(lesion, root / "lesion-nchw.onnx", inputs_as_nchw=True)
     return {
         "lesion": lesion,
@@ -166,11 +166,6 @@ def reference_ious(keras_model, part: Path) -> np.ndarray:
     return binary_iou(predictions, truths)
 
 
-#: The backend contract's tolerance. Every backend runs the same float32 network (TensorFlow, ONNX Runtime on
-#: model.onnx, EDDL on model-eddl.onnx) on the same decoded PNGs at the model's size; their outputs agree to
-#: about 1e-6, so a per-image IoU can differ only where a pixel's probability lies that close to the 0.5
-#: threshold. None did in these fixtures (the IoUs were equal); 1e-4 leaves room for rounding, not for a flip.
-IOU_TOLERANCE = 1e-4
 BACKENDS = [pytest.param(name, marks=pytest.mark.ecvl) if name == "ecvl" else name
             for name in sorted(backend_classes())]
 

@@ -123,7 +123,7 @@ def test_run_and_submit_refuse_before_starting(tmp_path, monkeypatch, param, mes
         ["submit", "distributed_inference", "--host", "http://127.0.0.1:9", "--param", param],
     ):
         result = CliRunner().invoke(main, args)
-        # A --param value is an option value: a usage error, exit 2 (tests/test_exit_codes.py).
+        # A --param value is an option value: a usage error, exit 2 (tests/cli/test_exit_codes.py).
         assert result.exit_code == 2 and isinstance(result.exception, SystemExit), (result.exception, result.output)
         assert "Invalid value: pipeline distributed_inference: " in result.output and message in result.output
     assert started == []
@@ -144,13 +144,11 @@ def test_every_compiled_pipeline_starts_with_check_parameters_and_loads_after_it
         assert "check-parameters" in tasks["load-data"]["dependentTasks"], name
 
 
-def test_check_parameters_fails_its_task_on_the_local_runner(tmp_path):
+def test_check_parameters_fails_its_task_on_the_local_runner(local_runner):
     """The component itself, on KFP's local runner: a bad value fails the run at the first task."""
-    from kfp import dsl, local
+    from kfp import dsl
 
     from distml.components.check_parameters import check_parameters
-
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "outputs"))
 
     @dsl.pipeline
     def checked(epochs: int = 0, backend: str = "onnxruntime"):

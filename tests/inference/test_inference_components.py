@@ -8,7 +8,7 @@ No ``from __future__ import annotations``: KFP reads the annotations.
 import json
 
 import pytest
-from test_inference_models import LESION_SIZE, lesion_model_folder
+from tiny_models import LESION_SIZE
 
 from distml.inference.shard import run_inference
 
@@ -45,21 +45,8 @@ def sharded_inference_pipeline(model_uri: str):
     return sharded_inference
 
 
-@pytest.fixture(scope="module")
-def model_folder(tmp_path_factory):
-    return lesion_model_folder(tmp_path_factory.mktemp("model"))[1]
-
-
-@pytest.fixture
-def local_runner(tmp_path, monkeypatch):
-    from kfp import local
-
-    monkeypatch.chdir(tmp_path)
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "outputs"))
-    return tmp_path / "outputs"
-
-
-def test_pipeline_gathers_shards_to_the_unsplit_metrics_and_cleans_the_parts(model_folder, local_runner, tmp_path):
+def test_pipeline_gathers_shards_to_the_unsplit_metrics_and_cleans_the_parts(lesion_model, local_runner, tmp_path):
+    _, model_folder = lesion_model
     miou = sharded_inference_pipeline(str(model_folder))(num_parts=3).output
 
     [dataset_file] = local_runner.rglob("dataset.yml")
@@ -73,8 +60,9 @@ def test_pipeline_gathers_shards_to_the_unsplit_metrics_and_cleans_the_parts(mod
     assert not list(local_runner.rglob("part-*.yml")) and not list(local_runner.rglob("parts.json"))
 
 
-def test_parts_stay_for_a_retry_when_the_shards_fail(model_folder, local_runner):
+def test_parts_stay_for_a_retry_when_the_shards_fail(lesion_model, local_runner):
     """No clean-up after a failed shard: the parts are what a retry of the run reads (docs/inference.md)."""
+    _, model_folder = lesion_model
     with pytest.raises(RuntimeError, match="infer-shard"):
         sharded_inference_pipeline(str(model_folder))(num_parts=2, split="holdout")
     assert list(local_runner.rglob("dataset.yml")), "the load step ran"

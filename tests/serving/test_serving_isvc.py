@@ -19,7 +19,7 @@ from distml.errors import DistmlError
 from distml.kube import manifest as to_manifest
 from distml.serving.isvc import ServingSpec, build_inference_service, predictor_storage_uri
 
-CRD = Path(__file__).resolve().parent / "crds" / "serving.kserve.io_inferenceservices.yaml"
+CRD = Path(__file__).resolve().parents[1] / "crds" / "serving.kserve.io_inferenceservices.yaml"
 
 
 def strict(schema):

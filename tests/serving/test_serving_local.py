@@ -182,6 +182,7 @@ def test_a_server_that_cannot_load_reports_its_log(trained, tmp_path):
         LocalServer(broken, NAME).start(timeout_s=60)
 
 
+@pytest.mark.slow
 def test_an_unexpected_error_while_starting_stops_the_server(trained, monkeypatch):
     import distml.serving.local as local
 

@@ -25,7 +25,7 @@ import yaml
 from nbclient import NotebookClient
 from PIL import Image
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 NAMES = ("01_quickstart_local.ipynb", "02_submit_to_cluster.ipynb", "03_distributed_inference.ipynb")
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-HARNESS = Path(__file__).resolve().parents[1] / "benchmarks" / "hostile_inputs.py"
+HARNESS = Path(__file__).resolve().parents[2] / "benchmarks" / "hostile_inputs.py"
 
 
 def load_harness():

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_inference_backends import IOU_TOLERANCE
+from tiny_models import IOU_TOLERANCE
 
 from distml.inference.backends import backend_classes
 

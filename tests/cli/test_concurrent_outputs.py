@@ -21,7 +21,7 @@ from distml.cli import main
 from distml.errors import DistmlError
 from distml.staging import exclusive_writer, staged_folder
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def run(*args: str):

@@ -19,11 +19,6 @@ from distml.data.sources import load_data, split_data_folder
 from distml.errors import DistmlError
 
 ALLOWED_PLUMBING = {"logging", "collections"}
-#: Bodies whose logic waits for its library home, which another branch is editing now.
-WAITING_FOR_THEIR_MODULE = {
-    "gather_metrics": "the headline metric and the report copy go into distml.inference.gather",
-    "average_models": "reading the average's metrics goes into distml.selection.average",
-}
 
 
 def _body_imports(component) -> list[tuple[str, int]]:
@@ -38,15 +33,7 @@ def _body_imports(component) -> list[tuple[str, int]]:
     return imports
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(name, marks=pytest.mark.xfail(reason=WAITING_FOR_THEIR_MODULE[name], strict=True))
-        if name in WAITING_FOR_THEIR_MODULE
-        else name
-        for name in sorted(distml.components.all_components())
-    ],
-)
+@pytest.mark.parametrize("name", sorted(distml.components.all_components()))
 def test_a_component_body_imports_one_library_module_and_no_file_handling(name):
     imports = _body_imports(distml.components.all_components()[name])
     library = [entry for entry in imports if entry[0] == "distml"]

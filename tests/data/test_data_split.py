@@ -11,8 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from distml.data.dtd import Dataset, Image, read_dataset, write_dataset
-from distml.data.split import group_quotas, part_sizes, read_manifest, split_dataset, write_parts
+from distml.data.split import group_quotas, part_sizes, split_dataset, write_parts
 from distml.errors import DatasetError
+from distml.folders import read_parts_manifest
 
 
 def make_dataset(root: Path, counts: dict[str, int], *, unassigned: int = 0, classes=("a", "b")) -> Dataset:
@@ -115,7 +116,7 @@ def test_parts_are_valid_from_their_folder_and_byte_identical(tmp_path):
     out1, out2 = tmp_path / "out1" / "nested", tmp_path / "out2"
     write_parts(loaded, split_dataset(loaded, 3), out1)
     write_parts(loaded, split_dataset(loaded, 3), out2)
-    for info in read_manifest(out1):
+    for info in read_parts_manifest(out1).parts:
         part = read_dataset(out1 / info.file)
         assert part.name == f"toy-part-{info.index}-of-3"
         for image in part.images:

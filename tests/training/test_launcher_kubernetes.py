@@ -1,7 +1,7 @@
 """Kubernetes launcher against a local HTTP test double of the Kubernetes API (pytest-httpserver),
 for what a real API server does not do on demand: 5xx and 429 answers, dropped connections, an
 API without the TFJob resource. Everything else runs against a real kube-apiserver in
-tests/test_launcher_envtest.py.
+tests/cluster/test_launcher_envtest.py.
 """
 
 from __future__ import annotations

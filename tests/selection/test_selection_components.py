@@ -10,8 +10,8 @@ import pytest
 
 
 @pytest.mark.slow
-def test_select_model_picks_the_best_of_a_parallel_for(tmp_path, monkeypatch):
-    from kfp import dsl, local
+def test_select_model_picks_the_best_of_a_parallel_for(local_runner):
+    from kfp import dsl
 
     from distml.components.select_model import select_model
 
@@ -33,17 +33,15 @@ def test_select_model_picks_the_best_of_a_parallel_for(tmp_path, monkeypatch):
             "Output"
         ]
 
-    monkeypatch.chdir(tmp_path)
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "outputs"))
     chosen = pick().output
-    best = next(p for p in (tmp_path / "outputs").rglob("best") if (p / "metrics.json").exists())
+    best = next(p for p in local_runner.rglob("best") if (p / "metrics.json").exists())
     # Two models tie at 0.9: the first of the ParallelFor's list wins.
     assert json.loads((best / "metrics.json").read_text())["test_accuracy"] == 0.9
-    comparison = next((tmp_path / "outputs").rglob("comparison")).read_text()
+    comparison = next(local_runner.rglob("comparison")).read_text()
     assert f"| 1 | {chosen} |" in comparison and comparison.count("\n| ") == 5
     rows = [line.split(" | ")[1] for line in comparison.splitlines()[4:]]
     assert rows[0] == chosen == "for-loop-1-iteration-1/fake-model/model" and len(set(rows)) == 4
-    report = next((tmp_path / "outputs").rglob("report")).read_text()
+    report = next(local_runner.rglob("report")).read_text()
     assert report.startswith("<!DOCTYPE html>") and chosen in report
 
 
