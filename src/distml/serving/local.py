@@ -163,6 +163,9 @@ class BodySizeLimit:
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
             await self._refuse(send, declared.decode("latin-1"))
             return
+        if declared is not None:  # within the limit, and the HTTP parser holds the body to that length
+            await self.app(scope, receive, send)
+            return
         chunks: list[bytes] = []
         size = 0
         while True:
