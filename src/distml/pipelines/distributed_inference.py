@@ -21,6 +21,7 @@ from distml.components.split_dataset import split_dataset
 from distml.components.train import train
 from distml.pipelines.first_step import check_first
 from distml.pipelines.node_pools import DEFAULT_IMAGE, in_image, on_gpu_pool
+from distml.pipelines.parameter_docs import shared_args
 
 
 def infer_in_parallel(model, loaded, *, num_parts, backend, split, batch_size, gpu, image) -> dsl.PipelineTask:
@@ -53,6 +54,7 @@ def infer_in_parallel(model, loaded, *, num_parts, backend, split, batch_size, g
 
 
 @dsl.pipeline(name="distributed-inference")
+@shared_args("images", "gpus", "accelerator")
 def distributed_inference(
     source: str = "synthetic:lesions",
     images: int = 40,
@@ -73,7 +75,6 @@ def distributed_inference(
 
     Args:
         source: The DTD dataset: dtd:PATH, synthetic:lesions or synthetic:digits.
-        images: How many images synthetic:lesions makes.
         image_size: Side in pixels of synthetic:lesions' images, and the quick model's input size.
         num_parts: How many parts, inferred in parallel.
         model_uri: A Model folder to infer with (gs://, s3://, minio:// or a local path); empty:
@@ -82,9 +83,6 @@ def distributed_inference(
         split: The split of each part to infer: training, validation or test.
         batch_size: Images per inference batch.
         quick_model_epochs: Training epochs of the quick model (used when model_uri is empty).
-        gpus: GPUs of each inference task's pod, a whole number as a string (KFP reads
-            accelerator counts only as strings); above 0, a shard that ran on the CPU fails.
-        accelerator: The GPU resource of the inference pods, e.g. nvidia.com/gpu.
         node_selector: Node labels the inference pods must match, e.g. {"pool": "gpu"}.
         tolerations: Tolerations of the inference pods in Kubernetes' fields, e.g.
             [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}].

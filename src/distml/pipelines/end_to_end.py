@@ -24,9 +24,20 @@ from distml.components.select_model import select_model
 from distml.pipelines.distributed_inference import infer_in_parallel
 from distml.pipelines.first_step import check_first
 from distml.pipelines.node_pools import DEFAULT_IMAGE, in_image, train_task
+from distml.pipelines.parameter_docs import SERVING_ARGS, shared_args
 
 
 @dsl.pipeline(name="end-to-end")
+@shared_args(
+    "images",
+    "epochs",
+    "namespace",
+    "gpus_per_worker",
+    "gpus",
+    "accelerator",
+    *SERVING_ARGS,
+    "image",
+)
 def end_to_end(
     source: str = "synthetic:lesions",
     images: int = 80,
@@ -59,41 +70,17 @@ def end_to_end(
 
     Args:
         source: The DTD segmentation dataset: dtd:PATH or synthetic:lesions.
-        images: How many images synthetic:lesions makes.
         image_size: Side in pixels of the synthetic images, and the models' input size.
         learning_rates: One unet-small candidate per learning rate, trained in parallel.
         workers: Workers per candidate (MultiWorkerMirroredStrategy).
-        epochs: Training epochs.
         batch_size: Batch size per worker, and images per inference batch.
         num_parts: How many parts of the dataset, inferred in parallel.
         backend: Inference backend: "onnxruntime" (ONNX Runtime) or "ecvl" (DeepHealth's ECVL/EDDL).
         launcher: "local" trains with worker processes inside the task; "kubernetes" runs a TFJob
             per candidate (Training Operator v1.9; needs a work PVC chosen at compile time, docs/training.md).
-        namespace: Where TFJobs and the InferenceService run; empty: the namespace the tasks run in.
-        gpus_per_worker: GPUs each TFJob worker asks for.
-        gpus: GPUs of each inference task's pod, a whole number as a string (KFP reads
-            accelerator counts only as strings); above 0, a shard that ran on the CPU fails.
-        accelerator: The GPU resource of the inference pods, e.g. nvidia.com/gpu.
         node_selector: Node labels the TFJobs' and the inference pods must match, e.g. {"pool": "gpu"}.
         tolerations: Tolerations of the TFJobs' and the inference pods in Kubernetes' fields, e.g.
-            [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}].
-        deploy_target: "local" checks the model with KServe's model server in the task and stops it;
-            "kserve" creates or patches the InferenceService and waits until it is Ready.
-        service_name: The InferenceService's name.
-        storage_uri: Where the predictor reads the Model folder (pvc://, s3://, gs://); empty: the
-            artifact's own object-store URI, which needs serving_service_account.
-        model_format: "tensorflow" (TF Serving, SavedModel) or "onnx" (Triton, the folder's Triton repository).
-        serving_runtime_version: The serving runtime's image tag; empty: TF Serving 2.20.0 (-gpu with
-            GPUs), or KServe's default Triton.
-        serving_service_account: The predictor's service account, whose secret holds the S3 keys and
-            endpoint (docs/cluster-setup.md).
-        serving_gpus: GPUs of the predictor.
-        serving_node_selector: Node labels the predictor's pods must match (serving often runs on
-            another pool than training).
-        serving_tolerations: Tolerations of the predictor's pods, in Kubernetes' fields.
-        image: The container image every task (and every TFJob worker) runs; defaults to this
-            package's versioned image.
-    """
+            [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]."""
     checked = check_first("end_to_end", locals(), image)  # first: a run that cannot succeed fails here
     loaded = in_image(load_data(source=source, images=images, size=image_size).after(checked), image)
     with dsl.ParallelFor(learning_rates) as learning_rate:

@@ -17,9 +17,20 @@ from distml.components.load_data import load_data
 from distml.components.shard_data import shard_data
 from distml.pipelines.first_step import check_first
 from distml.pipelines.node_pools import DEFAULT_IMAGE, in_image, train_task
+from distml.pipelines.parameter_docs import SERVING_ARGS, shared_args
 
 
 @dsl.pipeline(name="federated-average")
+@shared_args(
+    "epochs",
+    "batch_size",
+    "namespace",
+    "gpus_per_worker",
+    "node_selector",
+    "tolerations",
+    *SERVING_ARGS,
+    "image",
+)
 def federated_average(
     source: str = "sklearn:digits",
     num_shards: int = 2,
@@ -50,32 +61,8 @@ def federated_average(
         num_shards: How many shards of the training rows, one trainer each.
         model_name: The architecture every trainer trains: mlp, cnn or lenet5.
         workers_per_shard: Workers of each trainer (MultiWorkerMirroredStrategy).
-        epochs: Training epochs.
-        batch_size: Batch size per worker.
         launcher: "local" trains with worker processes inside the task; "kubernetes" runs a TFJob
-            per shard (Training Operator v1.9; needs a work PVC chosen at compile time, docs/training.md).
-        namespace: Where TFJobs and the InferenceService run; empty: the namespace the tasks run in.
-        gpus_per_worker: GPUs each TFJob worker asks for.
-        node_selector: Node labels the TFJobs' pods must match, e.g. {"pool": "gpu"}.
-        tolerations: Tolerations of the TFJobs' pods in Kubernetes' fields, e.g.
-            [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}].
-        deploy_target: "local" checks the model with KServe's model server in the task and stops it;
-            "kserve" creates or patches the InferenceService and waits until it is Ready.
-        service_name: The InferenceService's name.
-        storage_uri: Where the predictor reads the Model folder (pvc://, s3://, gs://); empty: the
-            artifact's own object-store URI, which needs serving_service_account.
-        model_format: "tensorflow" (TF Serving, SavedModel) or "onnx" (Triton, the folder's Triton repository).
-        serving_runtime_version: The serving runtime's image tag; empty: TF Serving 2.20.0 (-gpu with
-            GPUs), or KServe's default Triton.
-        serving_service_account: The predictor's service account, whose secret holds the S3 keys and
-            endpoint (docs/cluster-setup.md).
-        serving_gpus: GPUs of the predictor.
-        serving_node_selector: Node labels the predictor's pods must match (serving often runs on
-            another pool than training).
-        serving_tolerations: Tolerations of the predictor's pods, in Kubernetes' fields.
-        image: The container image every task (and every TFJob worker) runs; defaults to this
-            package's versioned image.
-    """
+            per shard (Training Operator v1.9; needs a work PVC chosen at compile time, docs/training.md)."""
     checked = check_first("federated_average", locals(), image)  # first: a run that cannot succeed fails here
     loaded = in_image(load_data(source=source).after(checked), image)
     shards = in_image(shard_data(data=loaded.outputs["dataset"], num_shards=num_shards), image)
